@@ -4,6 +4,7 @@ import { defineConfig } from "vitest/config";
 // Test rings (HOUSE-STYLE 12): each runs for real. `npm test` runs every ring that needs no GPU.
 export default defineConfig({
   test: {
+    reporters: ["default", "./test/summary-reporter.ts"],
     projects: [
       { test: { name: "unit", include: ["test/unit/**/*.test.ts"] } },
       {

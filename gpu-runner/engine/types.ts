@@ -1,0 +1,64 @@
+// The engine contract between the model side (graph, sessions, KV cache) and the serving side
+// (scheduler, sampler, adapter cache, HTTP). The serving side only ever talks to an `Engine`.
+
+export type Device = "cpu" | "webgpu";
+export type Backend = "native" | "wasm";
+
+export interface ModelInfo {
+  /** Model id as served (`GET /v1/models`), usually the directory's base name. */
+  id: string;
+  architecture: string;
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  /** Longest sequence (prompt + generated) the engine accepts. */
+  maxPositions: number;
+  /** Token ids that end generation (from generation_config.json / config.json). */
+  eosTokenIds: number[];
+}
+
+/** One adapted linear, already resolved from the PEFT config. A: [r, in], B: [out, r], float32, row-major. */
+export interface AdapterModuleWeights {
+  /** Module path without the PEFT prefix, e.g. `model.layers.0.self_attn.q_proj`. */
+  module: string;
+  rank: number;
+  /** lora_alpha / r, or lora_alpha / sqrt(r) with rsLoRA, after rank_pattern / alpha_pattern. */
+  scale: number;
+  a: Float32Array;
+  b: Float32Array;
+}
+
+export interface AdapterWeights {
+  modules: AdapterModuleWeights[];
+}
+
+export type SequenceId = number;
+
+export interface StepRow {
+  seq: SequenceId;
+  /** Tokens to append: the prompt (or a chunk of it) when prefilling, one token when decoding. */
+  tokens: number[];
+}
+
+export interface Engine {
+  readonly info: ModelInfo;
+  readonly device: Device;
+  readonly backend: Backend;
+  /** Adapter slots 1..maxSlots; slot 0 is the base model (no adapter). */
+  readonly maxSlots: number;
+  /** Widest rank a slot holds; smaller ranks are zero-padded. */
+  readonly maxRank: number;
+  /** Writes an adapter's weights into a slot (null clears it). Must not be called for a slot in use by a step. */
+  setSlot(slot: number, adapter: AdapterWeights | null): void;
+  /** Starts an empty sequence whose rows use the adapter in `slot`. */
+  createSequence(slot: number): SequenceId;
+  /**
+   * One forward pass over a batch. Rows may belong to different slots and be at different positions. Each
+   * row's tokens are appended to its sequence's KV cache; the result holds, per row and in order, the logits
+   * at that row's last position (`vocabSize` floats).
+   */
+  step(rows: StepRow[]): Promise<Float32Array[]>;
+  /** Frees a sequence's KV cache. */
+  release(seq: SequenceId): void;
+  dispose(): Promise<void>;
+}
