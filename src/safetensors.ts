@@ -75,7 +75,9 @@ export function parseHeader(prefix: Uint8Array, fileBytes?: number, file = "safe
       `truncated: header says ${headerLength} bytes of JSON but only ${prefix.byteLength - 8} follow`,
     );
   }
-  const text = new TextDecoder("utf-8", { fatal: true }).decode(prefix.subarray(8, 8 + headerLength));
+  const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(
+    prefix.subarray(8, 8 + headerLength),
+  );
   if (!text.startsWith("{")) throw invalid(file, "header JSON must start with '{'");
   let json: unknown;
   try {
@@ -90,7 +92,9 @@ export function parseHeader(prefix: Uint8Array, fileBytes?: number, file = "safe
   const tensors: TensorInfo[] = [];
   for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
     if (name === "__metadata__") {
-      if (typeof raw !== "object" || raw === null) throw invalid(file, "__metadata__ must be an object");
+      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+        throw invalid(file, "__metadata__ must be an object");
+      }
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
         if (typeof v !== "string") throw invalid(file, `__metadata__.${k} must be a string; got ${typeof v}`);
         metadata[k] = v;

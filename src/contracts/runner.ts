@@ -1,0 +1,94 @@
+// The edge → runner API beyond the OpenAI endpoints: adapter residency and health.
+// `PUT /v1/adapters/{adapterId}`: body = adapter_model.safetensors bytes; the PEFT config and the weights'
+// sha256 travel in headers, so the body can stream straight from R2 without a multipart wrapper.
+import { z } from "zod";
+
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex characters (a sha256)");
+
+export const ADAPTER_CONFIG_HEADER = "x-adapter-config";
+export const WEIGHTS_SHA256_HEADER = "x-weights-sha256";
+export const ADAPTER_NAME_HEADER = "x-adapter-name";
+export const ADAPTER_PIN_HEADER = "x-adapter-pin";
+
+export const AdapterIdSchema = sha256;
+
+/** Headers of the adapter load request (lowercase names, as Headers yields them). */
+export const AdapterLoadHeadersSchema = z.looseObject({
+  [ADAPTER_CONFIG_HEADER]: z.string().min(1, "must carry adapter_config.json as base64url JSON"),
+  [WEIGHTS_SHA256_HEADER]: sha256,
+  /** `name@version`, for logs and listings only: identity is the adapterId. */
+  [ADAPTER_NAME_HEADER]: z.string().optional(),
+  [ADAPTER_PIN_HEADER]: z.enum(["0", "1"]).optional(),
+});
+export type AdapterLoadHeaders = z.infer<typeof AdapterLoadHeadersSchema>;
+
+function toBase64Url(bytes: Uint8Array): string {
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function fromBase64Url(text: string): Uint8Array {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new Error("not base64url (A-Z a-z 0-9 - _, no padding)");
+  const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
+  const binary = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+}
+
+/** Encodes a PEFT config for the `x-adapter-config` header. */
+export function encodeAdapterConfigHeader(config: unknown): string {
+  return toBase64Url(new TextEncoder().encode(JSON.stringify(config)));
+}
+
+/** Decodes the `x-adapter-config` header; throws an Error saying what is wrong (the caller wraps it). */
+export function decodeAdapterConfigHeader(value: string): unknown {
+  const bytes = fromBase64Url(value);
+  return JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+}
+
+/** Response to a load, and one entry of the resident listing. */
+export const ResidentAdapterSchema = z.strictObject({
+  adapterId: AdapterIdSchema,
+  name: z.string().nullable(),
+  slot: z.number().int().min(1),
+  rank: z.number().int().positive(),
+  modules: z.number().int().positive(),
+  sizeBytes: z.number().int().nonnegative(),
+  pinned: z.boolean(),
+  loadedAt: z.iso.datetime({ offset: true }),
+  lastUsedAt: z.iso.datetime({ offset: true }),
+  /** Requests running with this adapter now; a resident adapter in use is never evicted. */
+  inFlight: z.number().int().nonnegative(),
+});
+export type ResidentAdapter = z.infer<typeof ResidentAdapterSchema>;
+
+export const AdapterLoadResponseSchema = z.strictObject({
+  adapter: ResidentAdapterSchema,
+  /** False when the adapter was already resident (the load was a no-op). */
+  loaded: z.boolean(),
+  loadMs: z.number().nonnegative(),
+});
+export type AdapterLoadResponse = z.infer<typeof AdapterLoadResponseSchema>;
+
+export const ResidentAdapterListSchema = z.strictObject({
+  object: z.literal("list"),
+  maxSlots: z.number().int().nonnegative(),
+  maxRank: z.number().int().positive(),
+  data: z.array(ResidentAdapterSchema),
+});
+export type ResidentAdapterList = z.infer<typeof ResidentAdapterListSchema>;
+
+export const RunnerHealthSchema = z.strictObject({
+  status: z.enum(["ok", "loading", "degraded"]),
+  model: z.string(),
+  baseModelFingerprint: z.string().nullable(),
+  device: z.enum(["cpu", "webgpu"]),
+  backend: z.enum(["native", "wasm"]),
+  maxSlots: z.number().int().nonnegative(),
+  maxRank: z.number().int().positive(),
+  residentAdapters: z.number().int().nonnegative(),
+  queueDepth: z.number().int().nonnegative(),
+  uptimeS: z.number().nonnegative(),
+  version: z.string(),
+});
+export type RunnerHealth = z.infer<typeof RunnerHealthSchema>;
