@@ -1,7 +1,4 @@
-import { Hono } from "hono";
+// The Worker entrypoint: the app with its real dependencies (wiring lives in app.ts).
+import { createApp } from "./app.ts";
 
-const app = new Hono<{ Bindings: Env }>();
-
-app.get("/health", (c) => c.json({ ok: true }));
-
-export default app;
+export default createApp();

@@ -1,0 +1,178 @@
+// A small client for the edge's admin API, used by the publishing script. Responses are parsed with the
+// same schemas the edge answers with; refusals become EdgeError carrying the edge's own message.
+import { createReadStream } from "node:fs";
+import { open } from "node:fs/promises";
+import { Readable } from "node:stream";
+import type { z } from "zod";
+import { ErrorEnvelopeSchema } from "../../src/contracts/openai.ts";
+import {
+  type BaseModelResponse,
+  BaseModelResponseSchema,
+  CreateMultipartResponseSchema,
+  type PublishVersionRequest,
+  UploadedPartSchema,
+  type UploadResponse,
+  UploadResponseSchema,
+  type VersionResponse,
+  VersionResponseSchema,
+} from "../../workers/edge/api-schemas.ts";
+
+export class EdgeError extends Error {
+  readonly status: number;
+  readonly details: string[];
+
+  constructor(status: number, message: string, details: string[] = []) {
+    super(message);
+    this.name = "EdgeError";
+    this.status = status;
+    this.details = details;
+  }
+}
+
+export interface EdgeClientOptions {
+  endpoint: string;
+  token: string;
+  fetch?: typeof fetch;
+}
+
+export interface UploadOptions {
+  path: string;
+  sizeBytes: number;
+  sha256: string;
+  /** Files larger than this go through multipart upload. */
+  multipartThreshold: number;
+  partSize: number;
+  onProgress?: (bytesSent: number) => void;
+}
+
+async function parse<S extends z.ZodType>(res: Response, schema: S, what: string): Promise<z.output<S>> {
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new EdgeError(
+      res.status,
+      `${what}: the edge answered ${res.status} with non-JSON: ${text.slice(0, 200)}`,
+    );
+  }
+  if (!res.ok) {
+    const envelope = ErrorEnvelopeSchema.safeParse(body);
+    if (envelope.success)
+      throw new EdgeError(res.status, envelope.data.error.message, envelope.data.error.details);
+    throw new EdgeError(res.status, `${what}: the edge answered ${res.status}: ${text.slice(0, 200)}`);
+  }
+  const parsed = schema.safeParse(body);
+  if (!parsed.success)
+    throw new EdgeError(res.status, `${what}: unexpected answer from the edge (${parsed.error.message})`);
+  return parsed.data;
+}
+
+/** Counts bytes as they stream out, for the progress bar. */
+function counting(
+  onProgress: ((sent: number) => void) | undefined,
+  start = 0,
+): TransformStream<Uint8Array, Uint8Array> {
+  let sent = start;
+  return new TransformStream({
+    transform(chunk, controller) {
+      sent += chunk.byteLength;
+      onProgress?.(sent);
+      controller.enqueue(chunk);
+    },
+  });
+}
+
+export function createEdgeClient(options: EdgeClientOptions) {
+  const base = options.endpoint.replace(/\/+$/, "");
+  const doFetch = options.fetch ?? fetch;
+  const auth = { authorization: `Bearer ${options.token}` };
+  const request = async (path: string, init: RequestInit & { duplex?: "half" }): Promise<Response> => {
+    try {
+      return await doFetch(`${base}${path}`, {
+        ...init,
+        headers: { ...auth, ...(init.headers as Record<string, string>) },
+      });
+    } catch (error) {
+      throw new EdgeError(0, `cannot reach the edge at ${base}: ${(error as Error).message}`);
+    }
+  };
+  const postJson = (path: string, body: unknown) =>
+    request(path, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+
+  async function uploadSingle(o: UploadOptions): Promise<UploadResponse> {
+    const file = Readable.toWeb(createReadStream(o.path)) as ReadableStream<Uint8Array>;
+    const res = await request("/admin/uploads", {
+      method: "POST",
+      headers: {
+        "content-type": "application/octet-stream",
+        "content-length": String(o.sizeBytes),
+        "x-content-sha256": o.sha256,
+      },
+      body: file.pipeThrough(counting(o.onProgress)),
+      duplex: "half",
+    });
+    return await parse(res, UploadResponseSchema, "upload");
+  }
+
+  async function uploadMultipart(o: UploadOptions): Promise<UploadResponse> {
+    const created = await parse(
+      await postJson("/admin/uploads/multipart", { sha256: o.sha256 }),
+      CreateMultipartResponseSchema,
+      "multipart create",
+    );
+    const query = `uploadId=${encodeURIComponent(created.uploadId)}`;
+    const handle = await open(o.path, "r");
+    const parts: z.infer<typeof UploadedPartSchema>[] = [];
+    try {
+      for (let offset = 0, n = 1; offset < o.sizeBytes; offset += o.partSize, n++) {
+        // One part in memory at a time: parts are bounded, the file is not.
+        const chunk = new Uint8Array(Math.min(o.partSize, o.sizeBytes - offset));
+        await handle.read(chunk, 0, chunk.length, offset);
+        const res = await request(`/admin/uploads/${created.upload}/parts/${n}?${query}`, {
+          method: "PUT",
+          headers: { "content-type": "application/octet-stream" },
+          body: chunk,
+        });
+        parts.push(await parse(res, UploadedPartSchema, `part ${n}`));
+        o.onProgress?.(offset + chunk.length);
+      }
+    } catch (error) {
+      await request(`/admin/uploads/${created.upload}?${query}`, { method: "DELETE" }).catch(() => undefined);
+      throw error;
+    } finally {
+      await handle.close();
+    }
+    const done = await postJson(`/admin/uploads/${created.upload}/complete`, {
+      uploadId: created.uploadId,
+      parts,
+    });
+    return await parse(done, UploadResponseSchema, "multipart complete");
+  }
+
+  return {
+    async baseModel(id: string): Promise<BaseModelResponse> {
+      return await parse(
+        await request(`/admin/base-models/${id}`, { method: "GET" }),
+        BaseModelResponseSchema,
+        "base model",
+      );
+    },
+    upload(o: UploadOptions): Promise<UploadResponse> {
+      return o.sizeBytes > o.multipartThreshold ? uploadMultipart(o) : uploadSingle(o);
+    },
+    async publish(name: string, body: PublishVersionRequest): Promise<VersionResponse> {
+      return await parse(
+        await postJson(`/admin/adapters/${name}/versions`, body),
+        VersionResponseSchema,
+        "publish",
+      );
+    },
+  };
+}
+
+export type EdgeClient = ReturnType<typeof createEdgeClient>;

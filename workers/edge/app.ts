@@ -1,0 +1,61 @@
+// The edge's composition root: middleware, routes and the one error handler. Bindings come per request
+// (env); the runner client is built from deps so tests can intercept the outbound call.
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { AppError, errorEnvelope } from "../../src/errors.ts";
+import type { AppDeps, EdgeEnv } from "./env.ts";
+import { authenticate } from "./middleware/auth.ts";
+import { requestId } from "./middleware/request-id.ts";
+import { adapterRoutes } from "./routes/adapters.ts";
+import { baseModelRoutes } from "./routes/base-models.ts";
+import { tenantRoutes } from "./routes/tenants.ts";
+import { uploadRoutes } from "./routes/uploads.ts";
+import { v1Routes } from "./routes/v1.ts";
+import { createRunnerClient } from "./runner/runner-client.ts";
+
+export const defaultDeps: AppDeps = {
+  runner: (env) =>
+    createRunnerClient({
+      baseUrl: env.RUNNER_URL,
+      token: env.RUNNER_TOKEN,
+      fetch: (input, init) => fetch(input, init),
+    }),
+};
+
+function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  if (error instanceof HTTPException) {
+    // Hono's own refusals (malformed JSON, body too large) are the caller's mistakes.
+    const code = error.status === 413 ? "payload_too_large" : "invalid_request";
+    return new AppError(code, error.message);
+  }
+  return new AppError("internal_error", "internal error");
+}
+
+export function createApp(deps: AppDeps = defaultDeps): Hono<EdgeEnv> {
+  const app = new Hono<EdgeEnv>();
+  app.use("*", requestId);
+  app.use("*", async (c, next) => {
+    c.set("deps", deps);
+    await next();
+  });
+  app.get("/health", (c) => c.json({ ok: true }));
+  app.use("/admin/*", authenticate);
+  app.use("/v1/*", authenticate);
+  app.route("/admin", tenantRoutes);
+  app.route("/admin", baseModelRoutes);
+  app.route("/admin", uploadRoutes);
+  app.route("/admin", adapterRoutes);
+  app.route("/v1", v1Routes);
+  app.notFound((c) => {
+    throw new AppError("not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`);
+  });
+  app.onError((error, c) => {
+    const appError = toAppError(error);
+    // Caller mistakes log quietly; faults loudly (HOUSE-STYLE 8).
+    if (appError.status >= 500) console.error(`[${c.get("requestId")}]`, error);
+    c.header("x-request-id", c.get("requestId"));
+    return c.json(errorEnvelope(appError), appError.status as 400);
+  });
+  return app;
+}

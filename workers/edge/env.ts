@@ -1,0 +1,22 @@
+// The Hono environment of the edge: bindings from wrangler, and what middleware puts on the context.
+import type { Scope } from "../../src/contracts/keys.ts";
+import type { RunnerClient } from "./runner/runner-client.ts";
+
+/** Who is calling: the deployment's bootstrap token, or a tenant's API key. */
+export type Principal =
+  | { kind: "operator" }
+  | { kind: "key"; keyId: string; tenant: string; scopes: Scope[]; lastUsedAt: string | null };
+
+export interface AppDeps {
+  /** Builds the runner client per request, so tests can intercept the outbound call at `fetch`. */
+  runner: (env: Env) => RunnerClient;
+}
+
+export interface EdgeEnv {
+  Bindings: Env;
+  Variables: {
+    requestId: string;
+    principal: Principal;
+    deps: AppDeps;
+  };
+}

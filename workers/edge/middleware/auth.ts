@@ -1,0 +1,117 @@
+// Bearer authentication. The bootstrap ADMIN_TOKEN (a Worker secret) makes the caller the operator, who
+// manages tenants, keys and base models; every other caller is a tenant's API key with scopes.
+import type { Context } from "hono";
+import { createMiddleware } from "hono/factory";
+import type { Scope } from "../../../src/contracts/keys.ts";
+import { timingSafeEqualString } from "../../../src/crypto.ts";
+import { AppError } from "../../../src/errors.ts";
+import type { EdgeEnv, Principal } from "../env.ts";
+import { KeyStore } from "../stores/key-store.ts";
+
+/** last_used_at is a hint for people, not an audit trail: one write a minute per key is plenty. */
+const TOUCH_EVERY_MS = 60_000;
+
+function bearer(header: string | undefined): string {
+  const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
+  if (!match?.[1]) {
+    throw new AppError(
+      "unauthorized",
+      "Authorization: must be `Bearer <api key>`; got none or another scheme",
+      {
+        param: "Authorization",
+      },
+    );
+  }
+  return match[1];
+}
+
+export const authenticate = createMiddleware<EdgeEnv>(async (c, next) => {
+  const token = bearer(c.req.header("authorization"));
+  if (c.env.ADMIN_TOKEN && timingSafeEqualString(token, c.env.ADMIN_TOKEN)) {
+    c.set("principal", { kind: "operator" });
+    return await next();
+  }
+  const key = await new KeyStore(c.env.DB).authenticate(token);
+  if (key === null) {
+    throw new AppError("unauthorized", "Authorization: the API key is unknown, revoked or expired", {
+      param: "Authorization",
+    });
+  }
+  c.set("principal", { kind: "key", ...key });
+  if (key.lastUsedAt === null || Date.now() - Date.parse(key.lastUsedAt) > TOUCH_EVERY_MS) {
+    c.executionCtx.waitUntil(new KeyStore(c.env.DB).touch(key.keyId).catch(() => undefined));
+  }
+  await next();
+});
+
+export function hasScope(principal: Principal, scope: Scope): boolean {
+  if (principal.kind === "operator") return false;
+  return principal.scopes.includes(scope) || principal.scopes.includes("admin");
+}
+
+/** The caller's tenant, when its key carries `scope` (admin implies every scope). */
+export function tenantWith(c: Context<EdgeEnv>, scope: Scope): { tenant: string; actor: string } {
+  const principal = c.get("principal");
+  if (principal.kind === "operator") {
+    throw new AppError(
+      "forbidden",
+      "the bootstrap admin token manages tenants, keys and base models; adapters need a tenant key",
+    );
+  }
+  if (!hasScope(principal, scope)) {
+    throw new AppError(
+      "forbidden",
+      `this key has scopes [${principal.scopes.join(", ")}]; this request needs scope "${scope}"`,
+    );
+  }
+  return { tenant: principal.tenant, actor: `key:${principal.keyId}` };
+}
+
+export function requireOperator(c: Context<EdgeEnv>): void {
+  if (c.get("principal").kind !== "operator") {
+    throw new AppError("forbidden", "only the bootstrap admin token may do this");
+  }
+}
+
+/**
+ * The tenant whose keys the caller may manage: the operator names any tenant; a tenant's admin key only its
+ * own, and naming another reads as forbidden without saying whether it exists.
+ */
+export function keyManagerFor(
+  c: Context<EdgeEnv>,
+  requested: string | undefined,
+): { tenant: string; actor: string } {
+  const principal = c.get("principal");
+  if (principal.kind === "operator") {
+    if (!requested) {
+      throw new AppError("invalid_request", "tenant: is required with the bootstrap admin token", {
+        param: "tenant",
+      });
+    }
+    return { tenant: requested, actor: "operator" };
+  }
+  const own = tenantWith(c, "admin");
+  if (requested !== undefined && requested !== own.tenant) {
+    throw new AppError(
+      "forbidden",
+      `this key manages tenant ${own.tenant}; got tenant ${JSON.stringify(requested)}`,
+      {
+        param: "tenant",
+      },
+    );
+  }
+  return own;
+}
+
+/** Route middleware forms, so authorisation is decided before a body is parsed. */
+export const operatorOnly = createMiddleware<EdgeEnv>(async (c, next) => {
+  requireOperator(c);
+  await next();
+});
+
+export function scoped(scope: Scope) {
+  return createMiddleware<EdgeEnv>(async (c, next) => {
+    tenantWith(c, scope);
+    await next();
+  });
+}

@@ -1,0 +1,67 @@
+// The public, OpenAI-compatible API. Keys need scope "infer"; every name resolves within the key's tenant.
+import type { Context } from "hono";
+import { Hono } from "hono";
+import {
+  ChatCompletionRequestSchema,
+  CompletionRequestSchema,
+  type ModelObject,
+} from "../../../src/contracts/openai.ts";
+import type { EdgeEnv } from "../env.ts";
+import { scoped, tenantWith } from "../middleware/auth.ts";
+import { validate } from "../middleware/validate.ts";
+import { forwardInference, resolveModel } from "../services/infer.ts";
+import { BaseModelStore } from "../stores/base-model-store.ts";
+import { RegistryStore } from "../stores/registry-store.ts";
+
+const seconds = (iso: string): number => Math.floor(Date.parse(iso) / 1000);
+
+async function infer(
+  c: Context<EdgeEnv>,
+  path: "/v1/chat/completions" | "/v1/completions",
+  body: Record<string, unknown> & { model: string },
+) {
+  const { tenant } = tenantWith(c, "infer");
+  const target = await resolveModel(c.env, tenant, body.model);
+  return await forwardInference({
+    env: c.env,
+    runner: c.get("deps").runner(c.env),
+    path,
+    body,
+    target,
+    requestId: c.get("requestId"),
+  });
+}
+
+export const v1Routes = new Hono<EdgeEnv>()
+  .use("*", scoped("infer"))
+  .get("/models", async (c) => {
+    const { tenant } = tenantWith(c, "infer");
+    const [bases, adapters] = await Promise.all([
+      new BaseModelStore(c.env.DB).list(),
+      new RegistryStore(c.env.DB).adapters(tenant),
+    ]);
+    const data: ModelObject[] = bases.map((b) => ({
+      id: b.spec.id,
+      object: "model",
+      created: seconds(b.createdAt),
+      owned_by: "lora-edge",
+      parent: null,
+    }));
+    for (const a of adapters) {
+      const entry = {
+        object: "model" as const,
+        created: seconds(a.createdAt),
+        owned_by: tenant,
+        parent: a.baseModel,
+      };
+      if (a.latest !== null) data.push({ id: a.name, ...entry });
+      for (const alias of Object.keys(a.aliases)) data.push({ id: `${a.name}@${alias}`, ...entry });
+    }
+    return c.json({ object: "list", data });
+  })
+  .post("/chat/completions", validate("json", ChatCompletionRequestSchema), (c) =>
+    infer(c, "/v1/chat/completions", c.req.valid("json")),
+  )
+  .post("/completions", validate("json", CompletionRequestSchema), (c) =>
+    infer(c, "/v1/completions", c.req.valid("json")),
+  );
