@@ -1,0 +1,106 @@
+// Builds the Engine (types.ts) on onnxruntime: loads the HF model, builds its decoder graph (LoRA stacks as
+// inputs, so writing a slot never rebuilds the session), and picks how stacks and KV caches reach the device
+// (lora-feeds.ts, kv-feeds.ts). The per-step work lives in ort-engine.ts.
+import { AppError } from "../../src/errors.ts";
+import { type HfModel, loadHfModel } from "../model/hf-model.ts";
+import { LINEAR_NAMES, type LinearName, type WeightSource } from "../onnx/llama-decoder.ts";
+import { KV_FEEDERS, outputLocations } from "./kv-feeds.ts";
+import { LORA_FEEDS } from "./lora-feeds.ts";
+import { LoraSlots } from "./lora-slots.ts";
+import { createSession, loadOrt, type SessionRequest } from "./ort-backend.ts";
+import { OrtEngine } from "./ort-engine.ts";
+import type { Backend, Device, Engine, ModelInfo } from "./types.ts";
+
+export interface EngineOptions {
+  modelDir: string;
+  device?: Device;
+  backend?: Backend;
+  /** Adapter slots besides slot 0; 0 builds a graph without LoRA inputs. */
+  maxSlots: number;
+  maxRank: number;
+  threads?: number;
+  /** Linears that get LoRA slots (default: all seven). Fewer modules make a cheaper graph. */
+  loraModules?: readonly LinearName[];
+  /** Model id as served; defaults to the directory's name. */
+  id?: string;
+  /**
+   * Feed LoRA stacks and past K/V from host memory on every step even on a GPU (what the CPU path does):
+   * slower, for diagnosis and comparison.
+   */
+  hostFeeds?: boolean;
+  /** Path prefix for ORT's per-op profile (JSON), written when the engine is disposed. */
+  profile?: string;
+}
+
+export interface ModelEngineOptions extends Omit<EngineOptions, "modelDir" | "id"> {
+  /** Replaces the model's weights (e.g. an adapter merged in for the merge-and-swap baseline). */
+  weights?: WeightSource;
+}
+
+function checkOptions(o: ModelEngineOptions): void {
+  const bad = (field: string, rule: string, value: unknown) =>
+    new AppError("invalid_request", `${field} must be ${rule}; got ${JSON.stringify(value)}`, {
+      param: field,
+    });
+  if (!Number.isInteger(o.maxSlots) || o.maxSlots < 0) throw bad("maxSlots", "an integer >= 0", o.maxSlots);
+  if (!Number.isInteger(o.maxRank) || o.maxRank < 1) throw bad("maxRank", "an integer >= 1", o.maxRank);
+  if (o.threads !== undefined && (!Number.isInteger(o.threads) || o.threads < 1)) {
+    throw bad("threads", "an integer >= 1", o.threads);
+  }
+}
+
+export async function createEngine(options: EngineOptions): Promise<Engine> {
+  const model = await loadHfModel(options.modelDir, options.id);
+  try {
+    return await createEngineFromModel(model, options);
+  } finally {
+    model.weights.close();
+  }
+}
+
+/** Builds the graph from an opened model; the caller keeps ownership of `model.weights`. */
+export async function createEngineFromModel(model: HfModel, options: ModelEngineOptions): Promise<Engine> {
+  checkOptions(options);
+  const device = options.device ?? "cpu";
+  const backend = options.backend ?? "native";
+  const threads = options.threads ?? 1;
+  const layout =
+    options.maxSlots > 0
+      ? { maxSlots: options.maxSlots, maxRank: options.maxRank, modules: options.loraModules ?? LINEAR_NAMES }
+      : null;
+  const request: SessionRequest = { device, backend, threads, profile: options.profile };
+  const ort = await loadOrt(backend, threads);
+  const feeds = options.hostFeeds ? "cpu" : device;
+  const kvFeeder = KV_FEEDERS[feeds](ort, model.decoder);
+  const graph = model.facts.buildGraph(model.decoder, options.weights ?? model.weights, {
+    lora: layout,
+    presentOutputs: kvFeeder.presentOutputs,
+  });
+  const outputLocation = outputLocations(kvFeeder, model.decoder.numLayers);
+  const { session } = await createSession(graph, { ...request, outputLocation });
+  const info: ModelInfo = {
+    id: model.id,
+    architecture: model.spec.architecture,
+    vocabSize: model.spec.vocabSize,
+    hiddenSize: model.spec.hiddenSize,
+    numLayers: model.spec.numLayers,
+    maxPositions: model.maxPositions,
+    eosTokenIds: model.eosTokenIds,
+  };
+  const slots = layout ? new LoraSlots(model.decoder, layout) : null;
+  const loraFeeds = slots ? LORA_FEEDS[feeds](ort, slots, request) : null;
+  const profile = !!options.profile;
+  return new OrtEngine({
+    ort,
+    session,
+    model,
+    info,
+    device,
+    backend,
+    slots,
+    loraFeeds,
+    kvFeeder,
+    maxRank: options.maxRank,
+    profile,
+  });
+}

@@ -1,0 +1,140 @@
+// Decoder building blocks from primitive ops, following Hugging Face's modeling_llama.py order of
+// operations (float32 throughout) so outputs match it within rounding.
+import type { GraphBuilder } from "./graph-builder.ts";
+import {
+  add,
+  concat,
+  gather,
+  matMul,
+  mul,
+  neg,
+  reciprocal,
+  reduceMean,
+  reshape,
+  SLICE_END,
+  scalar,
+  sigmoid,
+  slice,
+  softmax,
+  sqrt,
+  transpose,
+  unsqueeze,
+} from "./ops.ts";
+
+type G = GraphBuilder;
+
+/** LlamaRMSNorm: w * x / sqrt(mean(x²) + eps) over the last axis. */
+export function rmsNorm(g: G, x: string, weight: string, eps: number): string {
+  const variance = reduceMean(g, mul(g, x, x), [-1]);
+  const inv = reciprocal(g, sqrt(g, add(g, variance, scalar(g, eps))));
+  return mul(g, weight, mul(g, x, inv));
+}
+
+/**
+ * Rotary embedding in HF's rotate_half form: x·cos + [-x2, x1]·sin.
+ * x: [B, T, N, D], cos/sin: [B, T, 1, D] (computed in JS per row position).
+ */
+export function rotary(g: G, x: string, cos: string, sin: string, headDim: number): string {
+  const half = headDim / 2;
+  const x1 = slice(g, x, [0], [half], [-1]);
+  const x2 = slice(g, x, [half], [SLICE_END], [-1]);
+  const rotated = concat(g, [neg(g, x2), x1], -1);
+  return add(g, mul(g, x, cos), mul(g, rotated, sin));
+}
+
+/** A linear's graph-side tensors: weightT: [in, out], bias: [out], LoRA stacks A: [S+1, in, R], B: [S+1, R, out]. */
+export interface LinearTensors {
+  weightT: string;
+  bias?: string;
+  lora?: { a: string; b: string };
+}
+
+/**
+ * y = x·Wᵀ (+ bias) + (x·A[slot])·B[slot] per row; the adapter scale is folded into B when a slot is
+ * written, and slot 0 holds zeros. x: [B, T, in] → [B, T, out].
+ */
+export function linear(g: G, x: string, t: LinearTensors, slotIds: string | null): string {
+  let y = matMul(g, x, t.weightT);
+  if (t.bias) y = add(g, y, t.bias);
+  if (!t.lora || !slotIds) return y;
+  const a = gather(g, t.lora.a, slotIds); // [B, in, R]
+  const b = gather(g, t.lora.b, slotIds); // [B, R, out]
+  return add(g, y, matMul(g, matMul(g, x, a), b));
+}
+
+/** LlamaMLP: down(silu(gate(x)) * up(x)). */
+export function swiGlu(
+  g: G,
+  x: string,
+  t: { gate: LinearTensors; up: LinearTensors; down: LinearTensors },
+  slotIds: string | null,
+): string {
+  const gate = linear(g, x, t.gate, slotIds);
+  const silu = mul(g, gate, sigmoid(g, gate));
+  return linear(g, mul(g, silu, linear(g, x, t.up, slotIds)), t.down, slotIds);
+}
+
+/** The mask [B, T, L] as attention adds it: [B, 1, G·T, L], repeated per query head of a group (g-major). */
+export function groupMask(g: G, bias: string, group: number): string {
+  return g.op("Tile", [unsqueeze(g, bias, [1]), g.constant("int64", [1, 1, group, 1])]);
+}
+
+export interface AttentionShape {
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
+export interface AttentionIo {
+  /** [B, T, 1, D] */
+  cos: string;
+  sin: string;
+  /** Additive mask over past then new positions, tiled over the query group: [B, 1, G·T, C + T]. */
+  bias: string;
+  /** The cache as fed, [B, KVH, C, D]; positions the mask hides may hold anything. */
+  pastKey: string;
+  pastValue: string;
+}
+
+/**
+ * Grouped-query attention over a cache that the graph only reads. Scores against past and new keys are
+ * computed apart and joined (they are small) instead of concatenating the cache with the new keys, which
+ * would copy the whole cache every step. Query heads are grouped per KV head, [B, KVH, G·T, D], so each
+ * group meets its K/V once with no broadcasting (HF's repeat_kv gives query head kvh·G + g the KV head kvh,
+ * which is exactly this reshape). Returns the output [B, T, H·D] and the new rotated K and V [B, KVH, T, D].
+ */
+export function groupedAttention(
+  g: G,
+  qkv: { q: string; k: string; v: string },
+  s: AttentionShape,
+  io: AttentionIo,
+): { out: string; newKey: string; newValue: string } {
+  const group = s.numHeads / s.numKvHeads;
+  const q = rotary(g, reshape(g, qkv.q, [0, 0, s.numHeads, s.headDim]), io.cos, io.sin, s.headDim);
+  const k = rotary(g, reshape(g, qkv.k, [0, 0, s.numKvHeads, s.headDim]), io.cos, io.sin, s.headDim);
+  const newKey = transpose(g, k, [0, 2, 1, 3]); // [B, KVH, T, D]
+  const newValue = transpose(g, reshape(g, qkv.v, [0, 0, s.numKvHeads, s.headDim]), [0, 2, 1, 3]);
+  const qg = transpose(g, reshape(g, q, [0, 0, s.numKvHeads, group, s.headDim]), [0, 2, 3, 1, 4]); // [B, KVH, G, T, D]
+  const qFlat = reshape(g, qg, [0, 0, -1, s.headDim]); // [B, KVH, G·T, D]
+  const scale = scalar(g, s.headDim ** -0.5);
+  const pastScores = matMul(g, qFlat, transpose(g, io.pastKey, [0, 1, 3, 2])); // [B, KVH, G·T, C]
+  const newScores = matMul(g, qFlat, transpose(g, newKey, [0, 1, 3, 2])); // [B, KVH, G·T, T]
+  const scores = mul(g, concat(g, [pastScores, newScores], -1), scale); // [B, KVH, G·T, C+T]
+  const probs = softmax(g, add(g, scores, io.bias), -1);
+  const [pastProbs, newProbs] = g.node(
+    "Split",
+    [probs, splitSizes(g, io.pastKey, newKey)],
+    { axis: { i: -1 } },
+    2,
+  ) as [string, string];
+  const ctx = add(g, matMul(g, pastProbs, io.pastValue), matMul(g, newProbs, newValue)); // [B, KVH, G·T, D]
+  const heads = reshape(g, ctx, [0, 0, group, -1, s.headDim]); // [B, KVH, G, T, D]
+  const out = reshape(g, transpose(g, heads, [0, 3, 1, 2, 4]), [0, 0, -1]); // [B, T, H·D]
+  return { out, newKey, newValue };
+}
+
+/** [C, T] as an int64 tensor, read from the two key tensors' third dims at run time. */
+function splitSizes(g: G, pastKey: string, newKey: string): string {
+  const dim = (x: string) => slice(g, g.op("Shape", [x]), [2], [3], [0]);
+  return concat(g, [dim(pastKey), dim(newKey)], 0);
+}

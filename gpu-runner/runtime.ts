@@ -1,0 +1,107 @@
+// Builds the runner's parts from a config: engine, tokenizer, scheduler, adapter cache, metrics, static
+// adapters. Separate from main.ts so tests build the same runner without a socket or process.env.
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { baseModelSpecFromConfig } from "../src/contracts/base-model.ts";
+import { AppError } from "../src/errors.ts";
+import type { RunnerConfig } from "./config.ts";
+import type { Engine } from "./engine/types.ts";
+import type { RunnerDeps } from "./server/deps.ts";
+import { createPrepareAdapter, readAdapterDir } from "./serve/adapter-prepare.ts";
+import { AdapterCache } from "./serve/adapters.ts";
+import { createMetrics } from "./serve/metrics.ts";
+import { Scheduler } from "./serve/scheduler.ts";
+import { loadTokenizer } from "./tokenizer/index.ts";
+
+export type EngineFactory = (options: {
+  modelDir: string;
+  device: RunnerConfig["device"];
+  backend: RunnerConfig["backend"];
+  maxSlots: number;
+  maxRank: number;
+  threads?: number;
+}) => Promise<Engine>;
+
+export interface Runner {
+  deps: RunnerDeps;
+  /** Stops the scheduler and frees the engine. */
+  close(): Promise<void>;
+}
+
+export const RUNNER_VERSION = "0.1.0";
+
+async function readModelConfig(modelDir: string): Promise<unknown> {
+  const path = join(modelDir, "config.json");
+  try {
+    return JSON.parse(await readFile(path, "utf8"));
+  } catch (error) {
+    throw new AppError("invalid_model", `${path}: cannot read JSON (${(error as Error).message})`);
+  }
+}
+
+type Config = Pick<
+  RunnerConfig,
+  | "model"
+  | "loras"
+  | "device"
+  | "backend"
+  | "maxLoras"
+  | "maxLoraRank"
+  | "maxBatch"
+  | "maxQueue"
+  | "threads"
+  | "runnerToken"
+>;
+
+export async function buildRunner(config: Config, createEngine: EngineFactory): Promise<Runner> {
+  const tokenizer = await loadTokenizer(config.model);
+  const engine = await createEngine({
+    modelDir: config.model,
+    device: config.device,
+    backend: config.backend,
+    maxSlots: config.maxLoras,
+    maxRank: config.maxLoraRank,
+    ...(config.threads === undefined ? {} : { threads: config.threads }),
+  });
+  const spec = await baseModelSpecFromConfig(engine.info.id, await readModelConfig(config.model));
+  const metrics = createMetrics();
+  const scheduler = new Scheduler({ engine, maxBatch: config.maxBatch, maxQueue: config.maxQueue, metrics });
+  const adapters = new AdapterCache({ engine, prepare: createPrepareAdapter(spec, engine.maxRank), metrics });
+  metrics.addGauge("runner_queue_depth", "Requests waiting to join the batch", () => scheduler.queueDepth);
+  metrics.addGauge(
+    "runner_running_sequences",
+    "Sequences in the running batch",
+    () => scheduler.runningCount,
+  );
+  metrics.addGauge("runner_resident_adapters", "Adapters resident in slots", () => adapters.list().length);
+  for (const lora of config.loras) {
+    await adapters.load({ ...(await readAdapterDir(lora.path)), name: lora.name, pinned: true });
+  }
+  const stopTokenIds = [
+    ...new Set([
+      ...engine.info.eosTokenIds,
+      ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId]),
+    ]),
+  ];
+  const deps: RunnerDeps = {
+    modelId: engine.info.id,
+    engine,
+    tokenizer,
+    scheduler,
+    adapters,
+    metrics,
+    runnerToken: config.runnerToken,
+    baseModelFingerprint: spec.fingerprint,
+    stopTokenIds,
+    readAdapterDir,
+    startedAt: Date.now(),
+    version: RUNNER_VERSION,
+  };
+  return {
+    deps,
+    close: async () => {
+      await scheduler.close();
+      await engine.dispose();
+    },
+  };
+}

@@ -1,0 +1,271 @@
+// Adapter residency: which adapter sits in which engine slot. Slots 1..maxSlots; a slot whose adapter is
+// used by a queued or running request is never overwritten; when all are taken, the least recently used
+// adapter that is neither pinned nor in use is evicted. Identity is the content id (adapterId); a name is
+// an extra handle for vLLM-style `lora_name` and static `--lora name=dir` adapters. The edge's label
+// (`name@version`) is shown only: two tenants may both have a "support@3", so it must never resolve.
+import type { ResidentAdapter } from "../../src/contracts/runner.ts";
+import { AppError } from "../../src/errors.ts";
+import type { AdapterWeights, Engine } from "../engine/types.ts";
+import type { RunnerMetrics } from "./metrics.ts";
+
+/** A validated adapter, ready for a slot. */
+export interface PreparedAdapter {
+  adapterId: string;
+  weights: AdapterWeights;
+  /** Widest rank over its modules. */
+  rank: number;
+  sizeBytes: number;
+}
+
+/** Validates config + weights against the base model and resolves them into engine weights. */
+export type PrepareAdapter = (input: {
+  config: unknown;
+  weights: Uint8Array;
+  label: string;
+}) => Promise<PreparedAdapter>;
+
+export interface LoadInput {
+  config: unknown;
+  weights: Uint8Array;
+  /** A handle requests may use as `model` (vLLM's lora_name, --lora); unique among resident adapters. */
+  name?: string | null;
+  /** Shown in listings and metrics only (the edge's `name@version`). */
+  label?: string | null;
+  pinned?: boolean;
+  /** The content id the caller addressed; a mismatch means caller and runner disagree on the content. */
+  expectedId?: string;
+}
+
+export interface LoadResult {
+  adapter: ResidentAdapter;
+  loaded: boolean;
+  loadMs: number;
+}
+
+export interface Lease {
+  slot: number;
+  /** Metrics label: the adapter's name or label, else its id; "base" for the base model. */
+  label: string;
+  release(): void;
+}
+
+interface Entry {
+  adapterId: string;
+  name: string | null;
+  label: string | null;
+  slot: number;
+  rank: number;
+  modules: number;
+  sizeBytes: number;
+  pinned: boolean;
+  loadedAt: number;
+  lastUsedAt: number;
+  inFlight: number;
+}
+
+export interface AdapterCacheOptions {
+  engine: Pick<Engine, "setSlot" | "maxSlots" | "maxRank">;
+  prepare: PrepareAdapter;
+  metrics?: RunnerMetrics;
+  now?: () => number;
+}
+
+export class AdapterCache {
+  private readonly engine: AdapterCacheOptions["engine"];
+  private readonly prepare: PrepareAdapter;
+  private readonly metrics: RunnerMetrics | undefined;
+  private readonly now: () => number;
+  private readonly bySlot = new Map<number, Entry>();
+
+  constructor(options: AdapterCacheOptions) {
+    this.engine = options.engine;
+    this.prepare = options.prepare;
+    this.metrics = options.metrics;
+    this.now = options.now ?? Date.now;
+  }
+
+  get maxSlots(): number {
+    return this.engine.maxSlots;
+  }
+
+  list(): ResidentAdapter[] {
+    return [...this.bySlot.values()].sort((a, b) => a.slot - b.slot).map((e) => this.view(e));
+  }
+
+  /** What requests may name as `model`: the handle name when there is one, else the content id. */
+  servedModels(): { id: string; loadedAt: number }[] {
+    return [...this.bySlot.values()]
+      .sort((a, b) => a.slot - b.slot)
+      .map((e) => ({ id: e.name ?? e.adapterId, loadedAt: e.loadedAt }));
+  }
+
+  /** By content id or by name (never by label). */
+  find(model: string): ResidentAdapter | null {
+    const entry = this.lookup(model);
+    return entry === null ? null : this.view(entry);
+  }
+
+  /** Holds the adapter's slot for one request; throws adapter_not_loaded when it is not resident. */
+  acquire(model: string): Lease {
+    const entry = this.lookup(model);
+    if (entry === null) {
+      throw new AppError(
+        "adapter_not_loaded",
+        `adapter "${model}" is not loaded on this runner; load it and retry`,
+        {
+          param: "model",
+        },
+      );
+    }
+    entry.inFlight++;
+    entry.lastUsedAt = this.now();
+    let released = false;
+    return {
+      slot: entry.slot,
+      label: entry.name ?? entry.label ?? entry.adapterId,
+      release: () => {
+        if (released) return;
+        released = true;
+        entry.inFlight--;
+        entry.lastUsedAt = this.now();
+      },
+    };
+  }
+
+  /**
+   * The answer to a load of content that is already resident, without its bytes: pins and labels as a load
+   * would. Null when the adapter is not resident.
+   */
+  reuse(adapterId: string, input: Omit<LoadInput, "config" | "weights">): LoadResult | null {
+    const entry = this.byId(adapterId);
+    if (entry === null) return null;
+    return {
+      adapter: this.keep(entry, { ...input, config: null, weights: new Uint8Array(0) }),
+      loaded: false,
+      loadMs: 0,
+    };
+  }
+
+  async load(input: LoadInput): Promise<LoadResult> {
+    const started = performance.now();
+    const label = input.name ?? input.label ?? "adapter";
+    const prepared = await this.prepare({ config: input.config, weights: input.weights, label });
+    if (prepared.rank > this.engine.maxRank) {
+      throw new AppError(
+        "invalid_adapter",
+        `adapter "${label}" has rank ${prepared.rank}; this runner's --max-lora-rank is ${this.engine.maxRank}`,
+      );
+    }
+    if (input.expectedId !== undefined && input.expectedId !== prepared.adapterId) {
+      throw new AppError(
+        "invalid_adapter",
+        `adapterId: the path names ${input.expectedId}; these weights and config give ${prepared.adapterId}`,
+        { param: "adapterId" },
+      );
+    }
+    // resolved after the await: another load of the same content may have finished meanwhile
+    const existing = this.byId(prepared.adapterId);
+    if (existing !== null) return { adapter: this.keep(existing, input), loaded: false, loadMs: 0 };
+    this.checkNameFree(input.name ?? null, prepared.adapterId);
+    const slot = this.freeSlot();
+    this.engine.setSlot(slot, prepared.weights);
+    const entry: Entry = {
+      adapterId: prepared.adapterId,
+      name: input.name ?? null,
+      label: input.label ?? null,
+      slot,
+      rank: prepared.rank,
+      modules: prepared.weights.modules.length,
+      sizeBytes: prepared.sizeBytes,
+      pinned: input.pinned ?? false,
+      loadedAt: this.now(),
+      lastUsedAt: this.now(),
+      inFlight: 0,
+    };
+    this.bySlot.set(slot, entry);
+    const loadMs = performance.now() - started;
+    this.metrics?.adapterLoads.inc();
+    this.metrics?.adapterLoadSeconds.observe(loadMs / 1000);
+    return { adapter: this.view(entry), loaded: true, loadMs };
+  }
+
+  /** Frees the adapter's slot; refuses while requests use it. */
+  unload(model: string): ResidentAdapter {
+    const entry = this.lookup(model);
+    if (entry === null)
+      throw new AppError("not_found", `adapter "${model}" is not loaded`, { param: "lora_name" });
+    if (entry.inFlight > 0) {
+      throw new AppError(
+        "conflict",
+        `adapter "${model}" is in use by ${entry.inFlight} request(s); retry later`,
+      );
+    }
+    this.engine.setSlot(entry.slot, null);
+    this.bySlot.delete(entry.slot);
+    return this.view(entry);
+  }
+
+  private keep(entry: Entry, input: LoadInput): ResidentAdapter {
+    if (input.pinned) entry.pinned = true;
+    if (input.label && entry.label === null) entry.label = input.label;
+    if (input.name && entry.name === null) {
+      this.checkNameFree(input.name, entry.adapterId);
+      entry.name = input.name;
+    }
+    entry.lastUsedAt = this.now();
+    return this.view(entry);
+  }
+
+  private checkNameFree(name: string | null, adapterId: string): void {
+    if (name === null) return;
+    const holder = [...this.bySlot.values()].find((e) => e.name === name);
+    if (holder && holder.adapterId !== adapterId) {
+      throw new AppError(
+        "conflict",
+        `adapter name "${name}" already names resident adapter ${holder.adapterId}; unload it first`,
+        { param: "lora_name" },
+      );
+    }
+  }
+
+  /** A free slot, or the slot of the least recently used idle, unpinned adapter (evicted). */
+  private freeSlot(): number {
+    for (let slot = 1; slot <= this.engine.maxSlots; slot++) if (!this.bySlot.has(slot)) return slot;
+    const idle = [...this.bySlot.values()].filter((e) => !e.pinned && e.inFlight === 0);
+    if (idle.length === 0) {
+      throw new AppError(
+        "unavailable",
+        `all ${this.engine.maxSlots} adapter slots hold pinned or in-use adapters; retry later or raise --max-loras`,
+      );
+    }
+    const victim = idle.reduce((a, b) => (b.lastUsedAt < a.lastUsedAt ? b : a));
+    this.bySlot.delete(victim.slot);
+    this.metrics?.adapterEvictions.inc();
+    return victim.slot;
+  }
+
+  private byId(adapterId: string): Entry | null {
+    for (const e of this.bySlot.values()) if (e.adapterId === adapterId) return e;
+    return null;
+  }
+
+  private lookup(model: string): Entry | null {
+    for (const e of this.bySlot.values()) if (e.adapterId === model || e.name === model) return e;
+    return null;
+  }
+
+  private view(e: Entry): ResidentAdapter {
+    return {
+      adapterId: e.adapterId,
+      name: e.name ?? e.label,
+      slot: e.slot,
+      rank: e.rank,
+      modules: e.modules,
+      sizeBytes: e.sizeBytes,
+      pinned: e.pinned,
+      loadedAt: new Date(e.loadedAt).toISOString(),
+      lastUsedAt: new Date(e.lastUsedAt).toISOString(),
+      inFlight: e.inFlight,
+    };
+  }
+}

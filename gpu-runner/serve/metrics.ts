@@ -1,0 +1,134 @@
+// Prometheus text exposition (format 0.0.4) for the runner's counters, gauges and histograms. Small
+// enough to hand-write; a client library would add a dependency for three metric kinds.
+
+type Labels = Record<string, string>;
+
+function labelText(labels: Labels): string {
+  const parts = Object.entries(labels).map(
+    ([k, v]) => `${k}="${v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"')}"`,
+  );
+  return parts.length === 0 ? "" : `{${parts.join(",")}}`;
+}
+
+interface Family {
+  name: string;
+  help: string;
+  type: "counter" | "gauge" | "histogram";
+  render(): string[];
+}
+
+export class Counter implements Family {
+  readonly type = "counter";
+  readonly name: string;
+  readonly help: string;
+  private readonly values = new Map<string, number>();
+
+  constructor(name: string, help: string) {
+    this.name = name;
+    this.help = help;
+  }
+
+  inc(labels: Labels = {}, by = 1): void {
+    const key = labelText(labels);
+    this.values.set(key, (this.values.get(key) ?? 0) + by);
+  }
+
+  get(labels: Labels = {}): number {
+    return this.values.get(labelText(labels)) ?? 0;
+  }
+
+  render(): string[] {
+    return [...this.values].map(([labels, v]) => `${this.name}${labels} ${v}`);
+  }
+}
+
+export class Gauge implements Family {
+  readonly type = "gauge";
+  readonly name: string;
+  readonly help: string;
+  private readonly read: () => number;
+
+  /** Read when scraped, so the value can never go stale. */
+  constructor(name: string, help: string, read: () => number) {
+    this.name = name;
+    this.help = help;
+    this.read = read;
+  }
+
+  render(): string[] {
+    return [`${this.name} ${this.read()}`];
+  }
+}
+
+export class Histogram implements Family {
+  readonly type = "histogram";
+  readonly name: string;
+  readonly help: string;
+  private readonly bounds: number[];
+  private readonly counts: number[];
+  private sum = 0;
+  private count = 0;
+
+  constructor(name: string, help: string, bounds: number[]) {
+    this.name = name;
+    this.help = help;
+    this.bounds = bounds;
+    this.counts = bounds.map(() => 0);
+  }
+
+  observe(value: number): void {
+    this.sum += value;
+    this.count++;
+    this.bounds.forEach((b, i) => {
+      if (value <= b) this.counts[i] = (this.counts[i] as number) + 1;
+    });
+  }
+
+  render(): string[] {
+    const lines = this.bounds.map((b, i) => `${this.name}_bucket{le="${b}"} ${this.counts[i]}`);
+    lines.push(`${this.name}_bucket{le="+Inf"} ${this.count}`);
+    lines.push(`${this.name}_sum ${this.sum}`, `${this.name}_count ${this.count}`);
+    return lines;
+  }
+}
+
+export interface RunnerMetrics {
+  requests: Counter;
+  promptTokens: Counter;
+  generatedTokens: Counter;
+  batchSize: Histogram;
+  adapterLoads: Counter;
+  adapterEvictions: Counter;
+  adapterLoadSeconds: Histogram;
+  /** Adds gauges read at scrape time (queue depth, running rows, resident adapters). */
+  addGauge(name: string, help: string, read: () => number): void;
+  render(): string;
+}
+
+export function createMetrics(): RunnerMetrics {
+  const families: Family[] = [];
+  const add = <F extends Family>(f: F): F => {
+    families.push(f);
+    return f;
+  };
+  return {
+    requests: add(new Counter("runner_requests_total", "Generation requests accepted, by adapter")),
+    promptTokens: add(new Counter("runner_prompt_tokens_total", "Prompt tokens prefilled, by adapter")),
+    generatedTokens: add(new Counter("runner_generated_tokens_total", "Tokens generated, by adapter")),
+    batchSize: add(new Histogram("runner_batch_size", "Rows per engine step", [1, 2, 4, 8, 16, 32, 64, 128])),
+    adapterLoads: add(new Counter("runner_adapter_loads_total", "Adapters loaded into a slot")),
+    adapterEvictions: add(new Counter("runner_adapter_evictions_total", "Adapters evicted to free a slot")),
+    adapterLoadSeconds: add(
+      new Histogram(
+        "runner_adapter_load_seconds",
+        "Adapter load latency",
+        [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      ),
+    ),
+    addGauge: (name, help, read) => void add(new Gauge(name, help, read)),
+    render: () =>
+      `${families
+        .flatMap((f) => [`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`, ...f.render()])
+        .join("\n")}\n`,
+  };
+}

@@ -1,0 +1,181 @@
+// Adapter residency over HTTP: PUT by content id (sha verified), vLLM load/unload, LRU eviction, pinning.
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { adapterId, validateAdapter } from "../../src/adapters/validate.ts";
+import { baseModelSpecFromConfig } from "../../src/contracts/base-model.ts";
+import { ModelListSchema } from "../../src/contracts/openai.ts";
+import {
+  AdapterLoadResponseSchema,
+  encodeAdapterConfigHeader,
+  ResidentAdapterListSchema,
+} from "../../src/contracts/runner.ts";
+import { sha256Hex } from "../../src/crypto.ts";
+import { readSafetensors } from "../../src/safetensors.ts";
+import { type DemoDirs, errorOf, makeDemoDirs, startTestRunner, type TestRunner } from "./serve-helpers.ts";
+
+let dirs: DemoDirs;
+let t: TestRunner;
+const paths: Record<string, string> = {};
+
+interface Upload {
+  id: string;
+  sha: string;
+  config: unknown;
+  weights: Uint8Array;
+}
+
+async function upload(name: string): Promise<Upload> {
+  const dir = paths[name] as string;
+  const config = JSON.parse(await readFile(join(dir, "adapter_config.json"), "utf8"));
+  const weights = new Uint8Array(await readFile(join(dir, "adapter_model.safetensors")));
+  const spec = await baseModelSpecFromConfig(
+    "demo-llama",
+    JSON.parse(await readFile(join(dirs.model, "config.json"), "utf8")),
+  );
+  const validated = validateAdapter({ config, header: readSafetensors(weights), spec });
+  const sha = await sha256Hex(weights);
+  return { id: await adapterId(sha, validated), sha, config, weights };
+}
+
+function put(u: Upload, headers: Record<string, string> = {}) {
+  return t.app.request(`/v1/adapters/${u.id}`, {
+    method: "PUT",
+    headers: {
+      "x-adapter-config": encodeAdapterConfigHeader(u.config),
+      "x-weights-sha256": u.sha,
+      ...headers,
+    },
+    body: u.weights,
+  });
+}
+
+async function resident(): Promise<string[]> {
+  const list = ResidentAdapterListSchema.parse(await (await t.app.request("/v1/adapters")).json());
+  return list.data.map((a) => a.name ?? a.adapterId);
+}
+
+async function ask(model: string) {
+  return t.post("/v1/completions", { model, prompt: "Hi", max_tokens: 2, temperature: 0 });
+}
+
+beforeAll(async () => {
+  dirs = await makeDemoDirs();
+  for (const [k, name] of ["pinned", "a", "b", "c"].entries())
+    paths[name] = await dirs.adapter(name, { seed: 10 + k });
+  t = await startTestRunner(dirs.model, {
+    loras: [{ name: "pinned", path: paths.pinned as string }],
+    maxLoras: 3,
+  });
+});
+afterAll(async () => {
+  await t?.close();
+  await dirs?.cleanup();
+});
+
+describe("adapter residency", () => {
+  it("loads by content id, then answers requests naming that id", async () => {
+    const a = await upload("a");
+    expect((await ask(a.id)).status).toBe(409);
+    const res = await put(a);
+    expect(res.status).toBe(201);
+    const body = await res.json();
+    expect(body).toMatchObject({
+      loaded: true,
+      adapter: { adapterId: a.id, rank: 8, modules: 8, pinned: false },
+    });
+    expect((await ask(a.id)).status).toBe(200);
+    const again = await put(a);
+    expect(again.status).toBe(200);
+    expect(AdapterLoadResponseSchema.parse(await again.json()).loaded).toBe(false);
+    await t.app.request(`/v1/adapters/${a.id}`, { method: "DELETE" });
+  });
+
+  it("refuses a body whose sha256 differs from the header, and a wrong content id", async () => {
+    const a = await upload("a");
+    const other = await upload("b");
+    const res = await put(a, { "x-weights-sha256": other.sha });
+    expect(res.status).toBe(400);
+    const error = await errorOf(res);
+    expect(error.code).toBe("invalid_adapter");
+    expect(error.message).toContain(a.sha);
+    const wrongId = await put({ ...a, id: other.id });
+    expect(wrongId.status).toBe(400);
+    expect((await errorOf(wrongId)).param).toBe("adapterId");
+    const badHeader = await put(a, { "x-adapter-config": "!!" });
+    expect((await errorOf(badHeader)).param).toBe("x-adapter-config");
+    expect(await resident()).toEqual(["pinned"]);
+  });
+
+  it("shows the edge's label but never resolves it: two tenants may both have a support@3", async () => {
+    const [a, b] = [await upload("a"), await upload("b")];
+    expect((await put(a, { "x-adapter-name": "support@3" })).status).toBe(201);
+    expect((await put(b, { "x-adapter-name": "support@3" })).status).toBe(201);
+    expect((await ask("support@3")).status).toBe(409);
+    expect((await ask(b.id)).status).toBe(200);
+    const list = ResidentAdapterListSchema.parse(await (await t.app.request("/v1/adapters")).json());
+    expect(list.data.filter((x) => x.name === "support@3").map((x) => x.adapterId)).toEqual([a.id, b.id]);
+    const models = ModelListSchema.parse(await (await t.app.request("/v1/models")).json()).data.map(
+      (m) => m.id,
+    );
+    expect(models).toContain(b.id);
+    for (const u of [a, b])
+      expect((await t.app.request(`/v1/adapters/${u.id}`, { method: "DELETE" })).status).toBe(200);
+  });
+
+  it("answers adapter_not_loaded for a model that is neither the base nor resident", async () => {
+    const res = await ask("support@3");
+    expect(res.status).toBe(409);
+    const error = await errorOf(res);
+    expect(error).toMatchObject({ code: "adapter_not_loaded", param: "model" });
+    expect(error.message).toContain("support@3");
+  });
+
+  it("loads and unloads by name and path like vLLM", async () => {
+    const res = await t.post("/v1/load_lora_adapter", { lora_name: "sql", lora_path: paths.a });
+    expect(res.status).toBe(201);
+    expect((await ask("sql")).status).toBe(200);
+    const missing = await t.post("/v1/load_lora_adapter", {
+      lora_name: "x",
+      lora_path: join(dirs.root, "nowhere"),
+    });
+    expect(missing.status).toBe(400);
+    expect((await errorOf(missing)).message).toContain("nowhere");
+    expect((await t.post("/v1/unload_lora_adapter", { lora_name: "sql" })).status).toBe(200);
+    expect((await ask("sql")).status).toBe(409);
+    expect((await t.post("/v1/unload_lora_adapter", { lora_name: "sql" })).status).toBe(404);
+  });
+
+  it("evicts the least recently used unpinned adapter and never the pinned one", async () => {
+    for (const name of ["a", "b"])
+      await t.post("/v1/load_lora_adapter", { lora_name: name, lora_path: paths[name] });
+    expect(await resident()).toEqual(["pinned", "a", "b"]);
+    // touch a, so b is now the least recently used
+    await new Promise((r) => setTimeout(r, 5));
+    expect((await ask("a")).status).toBe(200);
+    const before = t.runner.deps.metrics.adapterEvictions.get();
+    expect((await t.post("/v1/load_lora_adapter", { lora_name: "c", lora_path: paths.c })).status).toBe(201);
+    expect((await resident()).sort()).toEqual(["a", "c", "pinned"]);
+    expect(t.runner.deps.metrics.adapterEvictions.get()).toBe(before + 1);
+    expect((await ask("pinned")).status).toBe(200);
+    const models = ModelListSchema.parse(await (await t.app.request("/v1/models")).json()).data.map(
+      (m) => m.id,
+    );
+    expect(models.sort()).toEqual(["a", "c", "demo-llama", "pinned"]);
+  });
+
+  it("does not evict an adapter that a running request uses", async () => {
+    const lease = t.runner.deps.adapters.acquire("a");
+    try {
+      await new Promise((r) => setTimeout(r, 5));
+      await ask("c");
+      const res = await t.post("/v1/load_lora_adapter", { lora_name: "b", lora_path: paths.b });
+      expect(res.status).toBe(201);
+      expect((await resident()).sort()).toEqual(["a", "b", "pinned"]);
+      // now every slot is pinned or in use (b just loaded is idle, so it goes; a stays)
+      expect((await t.post("/v1/unload_lora_adapter", { lora_name: "a" })).status).toBe(409);
+    } finally {
+      lease.release();
+    }
+  });
+});

@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RunnerHealthSchema } from "../../src/contracts/runner.ts";
+import { type DemoDirs, errorOf, makeDemoDirs, startTestRunner, type TestRunner } from "./serve-helpers.ts";
+
+const TOKEN = "s3cret-runner-token";
+let dirs: DemoDirs;
+let t: TestRunner;
+
+beforeAll(async () => {
+  dirs = await makeDemoDirs();
+  const path = await dirs.adapter("support", { seed: 5 });
+  t = await startTestRunner(dirs.model, { runnerToken: TOKEN, loras: [{ name: "support", path }] });
+});
+afterAll(async () => {
+  await t?.close();
+  await dirs?.cleanup();
+});
+
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+describe("RUNNER_TOKEN", () => {
+  it("is required on every route, health and metrics included", async () => {
+    for (const path of ["/health", "/metrics", "/v1/models", "/v1/adapters"]) {
+      const none = await t.app.request(path);
+      expect(none.status, path).toBe(401);
+      expect((await errorOf(none)).code).toBe("unauthorized");
+      expect((await t.app.request(path, { headers: { authorization: "Bearer wrong" } })).status).toBe(401);
+      expect((await t.app.request(path, { headers: auth })).status, path).toBe(200);
+    }
+    const post = await t.app.request("/v1/completions", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "demo-llama", prompt: "x" }),
+    });
+    expect(post.status).toBe(401);
+  });
+});
+
+describe("/health and /metrics", () => {
+  it("reports model, device, slots and queue", async () => {
+    const health = RunnerHealthSchema.parse(await (await t.app.request("/health", { headers: auth })).json());
+    expect(health).toMatchObject({
+      status: "ok",
+      model: "demo-llama",
+      device: "cpu",
+      backend: "native",
+      maxSlots: 4,
+    });
+    expect(health.residentAdapters).toBe(1);
+    expect(health.queueDepth).toBe(0);
+    expect(health.baseModelFingerprint).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("counts requests and tokens per adapter, batch sizes, queue depth, loads", async () => {
+    for (const model of ["demo-llama", "support", "support"]) {
+      const res = await t.post("/v1/completions", { model, prompt: "Hello", max_tokens: 3, temperature: 0 });
+      expect(res.status).toBe(200);
+    }
+    const res = await t.app.request("/metrics", { headers: auth });
+    expect(res.headers.get("content-type")).toContain("text/plain; version=0.0.4");
+    const text = await res.text();
+    const value = (series: string) =>
+      Number(
+        text
+          .split("\n")
+          .find((l) => l.startsWith(`${series} `))
+          ?.split(" ")[1],
+      );
+    expect(value('runner_requests_total{adapter="support"}')).toBe(2);
+    expect(value('runner_requests_total{adapter="base"}')).toBe(1);
+    expect(value('runner_generated_tokens_total{adapter="support"}')).toBe(6);
+    expect(value('runner_prompt_tokens_total{adapter="base"}')).toBe(
+      t.runner.deps.tokenizer.encode("Hello").length,
+    );
+    expect(value("runner_batch_size_count")).toBeGreaterThanOrEqual(9);
+    expect(value('runner_batch_size_bucket{le="+Inf"}')).toBe(value("runner_batch_size_count"));
+    expect(value("runner_queue_depth")).toBe(0);
+    expect(value("runner_adapter_loads_total")).toBe(1);
+    expect(value("runner_adapter_load_seconds_count")).toBe(1);
+    expect(text).toContain("# TYPE runner_adapter_evictions_total counter");
+    expect(text).toContain("# TYPE runner_batch_size histogram");
+  });
+});
