@@ -8,16 +8,17 @@ import { authenticate } from "./middleware/auth.ts";
 import { requestId } from "./middleware/request-id.ts";
 import { adapterRoutes } from "./routes/adapters.ts";
 import { baseModelRoutes } from "./routes/base-models.ts";
+import { experimentRoutes, feedbackRoutes } from "./routes/experiments.ts";
 import { tenantRoutes } from "./routes/tenants.ts";
 import { uploadRoutes } from "./routes/uploads.ts";
 import { v1Routes } from "./routes/v1.ts";
+import { poolConfigFrom } from "./runner/pool-config.ts";
 import { createRunnerClient } from "./runner/runner-client.ts";
 
 export const defaultDeps: AppDeps = {
   runner: (env) =>
     createRunnerClient({
-      baseUrl: env.RUNNER_URL,
-      token: env.RUNNER_TOKEN,
+      pool: poolConfigFrom(env),
       fetch: (input, init) => fetch(input, init),
     }),
 };
@@ -46,7 +47,9 @@ export function createApp(deps: AppDeps = defaultDeps): Hono<EdgeEnv> {
   app.route("/admin", baseModelRoutes);
   app.route("/admin", uploadRoutes);
   app.route("/admin", adapterRoutes);
+  app.route("/admin", experimentRoutes);
   app.route("/v1", v1Routes);
+  app.route("/v1", feedbackRoutes);
   app.notFound((c) => {
     throw new AppError("not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`);
   });

@@ -9,11 +9,22 @@ import {
 import type { EdgeEnv } from "../env.ts";
 import { scoped, tenantWith } from "../middleware/auth.ts";
 import { validate } from "../middleware/validate.ts";
+import { routeInference, type Send } from "../services/experiments-routing.ts";
 import { forwardInference, resolveModel } from "../services/infer.ts";
 import { BaseModelStore } from "../stores/base-model-store.ts";
 import { RegistryStore } from "../stores/registry-store.ts";
 
 const seconds = (iso: string): number => Math.floor(Date.parse(iso) / 1000);
+
+/** Hono throws on `executionCtx` where the runtime gives none (tests calling app.fetch without one). */
+function waitUntilOf(c: Context<EdgeEnv>): ((p: Promise<unknown>) => void) | undefined {
+  try {
+    const ctx = c.executionCtx;
+    return (p) => ctx.waitUntil(p);
+  } catch {
+    return undefined;
+  }
+}
 
 async function infer(
   c: Context<EdgeEnv>,
@@ -21,15 +32,25 @@ async function infer(
   body: Record<string, unknown> & { model: string },
 ) {
   const { tenant } = tenantWith(c, "infer");
-  const target = await resolveModel(c.env, tenant, body.model);
-  return await forwardInference({
-    env: c.env,
-    runner: c.get("deps").runner(c.env),
-    path,
-    body,
-    target,
-    requestId: c.get("requestId"),
-  });
+  // `detached`: a shadow copy outlives the client's request, so it must not carry the client's signal.
+  const send: Send = async (model, detached = false) => {
+    const resolveStarted = performance.now();
+    const target = await resolveModel(c.env, tenant, model);
+    const res = await forwardInference({
+      env: c.env,
+      runner: c.get("deps").runner(c.env),
+      path,
+      body,
+      target,
+      requestId: c.get("requestId"),
+      resolveMs: performance.now() - resolveStarted,
+      signal: detached ? undefined : c.req.raw.signal,
+      waitUntil: waitUntilOf(c),
+    });
+    return { target, res };
+  };
+  // A route name (an A/B experiment) picks the variant's model first; anything else resolves as it is.
+  return (await routeInference(c, tenant, body, send)) ?? (await send(body.model)).res;
 }
 
 export const v1Routes = new Hono<EdgeEnv>()

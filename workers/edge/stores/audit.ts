@@ -1,7 +1,17 @@
 // The audit log: publishes, alias moves, yanks and key changes. Entries are written in the same D1 batch
 // as the change they record, so a change and its entry commit or fail together.
 
-export type AuditAction = "publish" | "alias_move" | "yank" | "key_create" | "key_revoke" | "tenant_create";
+export type AuditAction =
+  | "publish"
+  | "alias_move"
+  | "yank"
+  | "key_create"
+  | "key_revoke"
+  | "tenant_create"
+  | "route_create"
+  | "route_update"
+  | "route_promote"
+  | "route_guardrail";
 
 export interface AuditEntry {
   tenant: string | null;

@@ -15,7 +15,12 @@ export interface AliasMove {
   actor: string;
 }
 
-function moveStatement(db: D1Database, adapterId: string, move: AliasMove, now: string): D1PreparedStatement {
+export function moveStatement(
+  db: D1Database,
+  adapterId: string,
+  move: AliasMove,
+  now: string,
+): D1PreparedStatement {
   if (move.expected === undefined) {
     return db
       .prepare(
