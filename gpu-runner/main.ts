@@ -12,8 +12,12 @@ async function main(): Promise<void> {
   const app = createApp(runner.deps);
   const server = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, (info) => {
     const { info: model } = runner.deps.engine;
+    const mode =
+      runner.deps.tokenizer.mode === "token_ids"
+        ? ", token-ids mode (no tokenizer.json: /v1/completions takes token-id prompts only)"
+        : "";
     console.log(
-      `runner: ${model.id} (${model.architecture}) on ${config.device}/${config.backend}, ${config.maxLoras} adapter slots, listening on http://${config.host}:${info.port}`,
+      `runner: ${model.id} (${model.architecture}) on ${config.device}/${config.backend}, ${config.maxLoras} adapter slots${mode}, listening on http://${config.host}:${info.port}`,
     );
   });
   const stop = () => {

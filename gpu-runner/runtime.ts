@@ -11,7 +11,7 @@ import { createPrepareAdapter, readAdapterDir } from "./serve/adapter-prepare.ts
 import { AdapterCache } from "./serve/adapters.ts";
 import { createMetrics } from "./serve/metrics.ts";
 import { Scheduler } from "./serve/scheduler.ts";
-import { loadTokenizer } from "./tokenizer/index.ts";
+import { createAbsentTokenizer, hasTokenizer, loadTokenizer } from "./tokenizer/index.ts";
 
 export type EngineFactory = (options: {
   modelDir: string;
@@ -54,7 +54,8 @@ type Config = Pick<
 >;
 
 export async function buildRunner(config: Config, createEngine: EngineFactory): Promise<Runner> {
-  const tokenizer = await loadTokenizer(config.model);
+  // a broken tokenizer.json fails before the engine is built; a missing one means token-ids mode
+  const textTokenizer = (await hasTokenizer(config.model)) ? await loadTokenizer(config.model) : null;
   const engine = await createEngine({
     modelDir: config.model,
     device: config.device,
@@ -63,6 +64,7 @@ export async function buildRunner(config: Config, createEngine: EngineFactory): 
     maxRank: config.maxLoraRank,
     ...(config.threads === undefined ? {} : { threads: config.threads }),
   });
+  const tokenizer = textTokenizer ?? createAbsentTokenizer(engine.info.id, engine.info.vocabSize);
   const spec = await baseModelSpecFromConfig(engine.info.id, await readModelConfig(config.model));
   const metrics = createMetrics();
   const scheduler = new Scheduler({ engine, maxBatch: config.maxBatch, maxQueue: config.maxQueue, metrics });

@@ -8,7 +8,16 @@ import {
 } from "../../src/contracts/openai.ts";
 import type { RunnerDeps } from "./deps.ts";
 import type { GenerationEvent } from "./generate.ts";
-import { chatLogprobs, collect, completionId, nowSeconds, usageOf } from "./openai-format.ts";
+import {
+  chatLogprobs,
+  collect,
+  completionId,
+  idsOf,
+  nowSeconds,
+  type TokenIdFields,
+  tokenIdFields,
+  usageOf,
+} from "./openai-format.ts";
 import { startAll } from "./requests.ts";
 import { writeStreamError } from "./sse.ts";
 import { validate } from "./validate.ts";
@@ -24,25 +33,31 @@ export function chatRoutes(app: Hono, deps: RunnerDeps): void {
   app.post("/v1/chat/completions", validate("json", ChatCompletionRequestSchema), async (c) => {
     const req = c.req.valid("json");
     const topLogprobs = req.logprobs ? (req.top_logprobs ?? 0) : null;
+    const prompt = promptIds(deps, req);
+    const ids = tokenIdFields(deps.tokenizer, req);
     const [events] = startAll(deps, req, {
-      prompts: [promptIds(deps, req)],
+      prompts: [prompt],
       param: "messages",
       defaultMaxTokens: null,
       topLogprobs,
       signal: c.req.raw.signal,
     }) as [AsyncIterable<GenerationEvent>];
     const head = { id: completionId("chatcmpl"), created: nowSeconds(), model: req.model };
-    if (req.stream) return streamChat(c, deps, events, head, req);
+    // vLLM puts the prompt's ids on the response (the first chunk when streaming), not on the choice
+    const promptField = ids.prompt ? { prompt_token_ids: prompt } : {};
+    if (req.stream) return streamChat(c, deps, events, { head, promptField, ids }, req);
     const result = await collect(events);
     return c.json({
       ...head,
       object: "chat.completion" as const,
+      ...promptField,
       choices: [
         {
           index: 0,
           message: { role: "assistant" as const, content: result.text },
           logprobs: topLogprobs === null ? null : { content: chatLogprobs(deps.tokenizer, result.tokens) },
           finish_reason: result.finishReason,
+          ...(ids.completion ? { token_ids: idsOf(result.tokens) } : {}),
         },
       ],
       usage: usageOf(result.promptTokens, result.completionTokens),
@@ -50,13 +65,20 @@ export function chatRoutes(app: Hono, deps: RunnerDeps): void {
   });
 }
 
+interface ChatStreamPlan {
+  head: { id: string; created: number; model: string };
+  promptField: { prompt_token_ids?: number[] };
+  ids: TokenIdFields;
+}
+
 function streamChat(
   c: Context,
   deps: RunnerDeps,
   events: AsyncIterable<GenerationEvent>,
-  head: { id: string; created: number; model: string },
+  plan: ChatStreamPlan,
   req: ChatCompletionRequest,
 ): Response {
+  const { head, ids } = plan;
   const includeUsage = req.stream_options?.include_usage === true;
   const wantLogprobs = req.logprobs === true;
   const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
@@ -71,16 +93,20 @@ function streamChat(
     c,
     async (stream) => {
       await stream.writeSSE({
-        data: chunk([
-          { index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null },
-        ]),
+        data: chunk(
+          [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }],
+          plan.promptField,
+        ),
       });
       for await (const event of events) {
         if (event.type === "delta") {
-          if (event.text === "" && !wantLogprobs) continue;
+          if (event.text === "" && !wantLogprobs && !ids.completion) continue;
           const logprobs = wantLogprobs ? { content: chatLogprobs(deps.tokenizer, event.tokens) } : null;
+          const tokenIds = ids.completion ? { token_ids: idsOf(event.tokens) } : {};
           await stream.writeSSE({
-            data: chunk([{ index: 0, delta: { content: event.text }, logprobs, finish_reason: null }]),
+            data: chunk([
+              { index: 0, delta: { content: event.text }, logprobs, finish_reason: null, ...tokenIds },
+            ]),
           });
           continue;
         }

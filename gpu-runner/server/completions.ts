@@ -8,8 +8,11 @@ import {
   collect,
   completionId,
   completionLogprobs,
+  idsOf,
   mergeIndexed,
   nowSeconds,
+  type TokenIdFields,
+  tokenIdFields,
   usageOf,
 } from "./openai-format.ts";
 import { completionPrompts, startAll } from "./requests.ts";
@@ -19,24 +22,34 @@ import { validate } from "./validate.ts";
 // OpenAI's documented default for the legacy endpoint
 const DEFAULT_MAX_TOKENS = 16;
 
+type Head = { id: string; object: "text_completion"; created: number; model: string };
+
+interface StreamPlan {
+  head: Head;
+  prompts: number[][];
+  ids: TokenIdFields;
+}
+
 export function completionRoutes(app: Hono, deps: RunnerDeps): void {
   app.post("/v1/completions", validate("json", CompletionRequestSchema), async (c) => {
     const req = c.req.valid("json");
     const topLogprobs = req.logprobs ?? null;
+    const prompts = completionPrompts(deps, req.prompt);
+    const ids = tokenIdFields(deps.tokenizer, req);
     const generations = startAll(deps, req, {
-      prompts: completionPrompts(deps, req.prompt),
+      prompts,
       param: "prompt",
       defaultMaxTokens: DEFAULT_MAX_TOKENS,
       topLogprobs,
       signal: c.req.raw.signal,
     });
-    const head = {
+    const head: Head = {
       id: completionId("cmpl"),
-      object: "text_completion" as const,
+      object: "text_completion",
       created: nowSeconds(),
       model: req.model,
     };
-    if (req.stream) return streamCompletions(c, deps, generations, head, req);
+    if (req.stream) return streamCompletions(c, deps, generations, { head, prompts, ids }, req);
     const results = await Promise.all(generations.map(collect));
     return c.json({
       ...head,
@@ -45,6 +58,8 @@ export function completionRoutes(app: Hono, deps: RunnerDeps): void {
         text: r.text,
         logprobs: topLogprobs === null ? null : completionLogprobs(deps.tokenizer, r.tokens, 0),
         finish_reason: r.finishReason,
+        ...(ids.prompt ? { prompt_token_ids: prompts[index] } : {}),
+        ...(ids.completion ? { token_ids: idsOf(r.tokens) } : {}),
       })),
       usage: usageOf(
         results.reduce((s, r) => s + r.promptTokens, 0),
@@ -58,14 +73,17 @@ function streamCompletions(
   c: Context,
   deps: RunnerDeps,
   generations: AsyncIterable<GenerationEvent>[],
-  head: { id: string; object: "text_completion"; created: number; model: string },
+  plan: StreamPlan,
   req: CompletionRequest,
 ): Response {
+  const { head, prompts, ids } = plan;
   const includeUsage = req.stream_options?.include_usage === true;
   const wantLogprobs = req.logprobs != null;
   const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
     JSON.stringify({ ...head, choices, ...(includeUsage ? { usage: null } : {}), ...extra });
   const offsets = generations.map(() => 0);
+  // vLLM sends each prompt's ids once, in that choice's first chunk
+  const promptSent = generations.map(() => !ids.prompt);
   let promptTokens = 0;
   let completionTokens = 0;
   return streamSSE(
@@ -73,7 +91,8 @@ function streamCompletions(
     async (stream) => {
       for await (const { index, event } of mergeIndexed(generations)) {
         const tokens = event.type === "delta" ? event.tokens : [];
-        if (event.text === "" && event.type === "delta" && !wantLogprobs) continue;
+        // a delta whose text the decoder holds back still carries ids or logprobs the client asked for
+        if (event.text === "" && event.type === "delta" && !wantLogprobs && !ids.completion) continue;
         const logprobs = wantLogprobs
           ? completionLogprobs(deps.tokenizer, tokens, offsets[index] as number)
           : null;
@@ -83,8 +102,11 @@ function streamCompletions(
           promptTokens += event.promptTokens;
           completionTokens += event.completionTokens;
         }
+        const promptIds = promptSent[index] ? {} : { prompt_token_ids: prompts[index] };
+        promptSent[index] = true;
+        const choice = { index, text: event.text, logprobs, finish_reason: finishReason, ...promptIds };
         await stream.writeSSE({
-          data: chunk([{ index, text: event.text, logprobs, finish_reason: finishReason }]),
+          data: chunk([ids.completion ? { ...choice, token_ids: idsOf(tokens) } : choice]),
         });
       }
       if (includeUsage)

@@ -52,6 +52,25 @@ export function completionLogprobs(tokenizer: RunnerTokenizer, tokens: Generated
   };
 }
 
+/** Which of vLLM's token-id fields a response carries. */
+export interface TokenIdFields {
+  prompt: boolean;
+  completion: boolean;
+}
+
+/** vLLM's return_token_ids; a model without a tokenizer always returns the completion's ids, its only output. */
+export function tokenIdFields(
+  tokenizer: RunnerTokenizer,
+  req: { return_token_ids?: boolean | null | undefined },
+): TokenIdFields {
+  const asked = req.return_token_ids === true;
+  return { prompt: asked, completion: asked || tokenizer.mode === "token_ids" };
+}
+
+export function idsOf(tokens: GeneratedToken[]): number[] {
+  return tokens.map((t) => t.token);
+}
+
 export interface Collected {
   text: string;
   tokens: GeneratedToken[];

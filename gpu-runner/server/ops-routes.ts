@@ -15,6 +15,7 @@ export function opsRoutes(app: Hono, deps: RunnerDeps): void {
       maxSlots: deps.engine.maxSlots,
       maxRank: deps.engine.maxRank,
       residentAdapters: deps.adapters.list().length,
+      mode: deps.tokenizer.mode,
       queueDepth: deps.scheduler.queueDepth,
       uptimeS: (Date.now() - deps.startedAt) / 1000,
       version: deps.version,

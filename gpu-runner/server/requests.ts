@@ -4,6 +4,7 @@ import { type CompletionRequest, samplingParams } from "../../src/contracts/open
 import { AppError } from "../../src/errors.ts";
 import type { Lease } from "../serve/adapters.ts";
 import type { RunnerDeps } from "./deps.ts";
+import { tokenIdsOnly } from "../tokenizer/tokenizer-absent.ts";
 import { type GenerationEvent, type GenerationInput, startGeneration } from "./generate.ts";
 
 export type OpenAiRequest = Parameters<typeof samplingParams>[0];
@@ -63,6 +64,14 @@ export function startAll(
   options: StartOptions,
 ): AsyncIterable<GenerationEvent>[] {
   const params = samplingParams(req);
+  // stop strings are matched on decoded text, which a model without a tokenizer never produces
+  if (params.stop.length > 0 && deps.tokenizer.mode === "token_ids")
+    throw tokenIdsOnly(
+      deps.modelId,
+      "stop",
+      "stop strings cannot be matched without text",
+      "leave stop out: generation still ends at the model's eos token ids and at max_tokens",
+    );
   const { maxPositions } = deps.engine.info;
   for (const ids of options.prompts) checkPrompt(deps, ids, options.param);
   const controller = new AbortController();

@@ -1,6 +1,6 @@
 // The model's tokenizer as the runner uses it: Hugging Face tokenizer.json through @huggingface/tokenizers,
 // the chat template through @huggingface/jinja, and the ids that end generation.
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { AppError } from "../../src/errors.ts";
@@ -11,8 +11,14 @@ import { createTokenBytes, usesByteLevel } from "./token-bytes.ts";
 export type { ChatMessage } from "./chat-template.ts";
 export type { StreamDecoder } from "./stream-decoder.ts";
 export { createStopMatcher, type StopMatcher, type StopResult } from "./stop-strings.ts";
+export { createAbsentTokenizer } from "./tokenizer-absent.ts";
 
 export interface RunnerTokenizer {
+  /**
+   * "text": a tokenizer.json was loaded. "token_ids": the model directory has none, so prompts arrive and
+   * completions leave as token ids only (vLLM's --skip-tokenizer-init); every text method refuses.
+   */
+  readonly mode: "text" | "token_ids";
   encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
   decode(ids: number[], options?: { skipSpecialTokens?: boolean }): string;
   /** The chat template's text for `messages` (invalid_request when the model has no template). */
@@ -73,12 +79,25 @@ function specialTokenStrings(config: Record<string, unknown>): Record<string, st
   return out;
 }
 
+export const TOKENIZER_FILE = "tokenizer.json";
+
+/** Whether the model directory carries a tokenizer; without one the runner serves token ids only. */
+export async function hasTokenizer(modelDir: string): Promise<boolean> {
+  try {
+    await stat(join(modelDir, TOKENIZER_FILE));
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw new AppError("invalid_model", `${join(modelDir, TOKENIZER_FILE)}: ${(error as Error).message}`);
+  }
+}
+
 /**
  * Loads tokenizer.json + tokenizer_config.json (+ special_tokens_map.json, + chat_template.jinja, which wins
  * over the config's template, as in transformers).
  */
 export async function loadTokenizer(modelDir: string): Promise<RunnerTokenizer> {
-  const json = (await readJson(join(modelDir, "tokenizer.json"), true)) as Record<string, unknown>;
+  const json = (await readJson(join(modelDir, TOKENIZER_FILE), true)) as Record<string, unknown>;
   const config = (await readJson(join(modelDir, "tokenizer_config.json"), false)) ?? {};
   // older transformers kept bos/eos in special_tokens_map.json; tokenizer_config.json wins when both name one
   const legacy = (await readJson(join(modelDir, "special_tokens_map.json"), false)) ?? {};
@@ -114,6 +133,7 @@ function fromParts(
   const added = tokenizer.get_added_tokens_decoder();
   const tokenText = (id: number) => decode([id]);
   return {
+    mode: "text",
     encode,
     decode,
     tokenText,

@@ -5,6 +5,8 @@ import { z } from "zod";
 
 const nullish = <T extends z.ZodType>(schema: T) => schema.nullish();
 
+const tokenIds = z.array(z.number().int().nonnegative());
+
 /** Sampling fields shared by /v1/chat/completions and /v1/completions. */
 const samplingFields = {
   model: z.string().min(1, "must name a model"),
@@ -25,6 +27,8 @@ const samplingFields = {
   user: z.string().max(512).optional(),
   presence_penalty: nullish(z.number().min(-2).max(2)),
   frequency_penalty: nullish(z.number().min(-2).max(2)),
+  /** Not OpenAI: vLLM's option to return the prompt's and the completion's token ids beside the text. */
+  return_token_ids: nullish(z.boolean()),
 };
 
 export const TextContentPartSchema = z.looseObject({
@@ -64,8 +68,6 @@ export const ChatCompletionRequestSchema = z
   });
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
 
-const tokenIds = z.array(z.number().int().nonnegative());
-
 export const CompletionRequestSchema = z.looseObject({
   ...samplingFields,
   prompt: z.union([z.string(), z.array(z.string()), tokenIds, z.array(tokenIds)], {
@@ -102,12 +104,21 @@ export const ChatLogprobsSchema = z.strictObject({
   refusal: z.array(ChatTokenLogprobSchema).nullable().optional(),
 });
 
+/**
+ * vLLM's token-id fields, present when the request sets return_token_ids (and `token_ids` always when the
+ * runner serves a model without a tokenizer): chat puts the prompt's ids on the response, completions on
+ * each choice; streams send the prompt's ids in the first chunk and each chunk's new ids in `token_ids`.
+ */
+const promptTokenIds = { prompt_token_ids: tokenIds.optional() };
+const completionTokenIds = { token_ids: tokenIds.optional() };
+
 export const ChatCompletionSchema = z.strictObject({
   id: z.string(),
   object: z.literal("chat.completion"),
   created: z.number().int(),
   model: z.string(),
   system_fingerprint: z.string().nullable().optional(),
+  ...promptTokenIds,
   choices: z.array(
     z.strictObject({
       index: z.number().int().nonnegative(),
@@ -118,6 +129,7 @@ export const ChatCompletionSchema = z.strictObject({
       }),
       logprobs: ChatLogprobsSchema.nullable(),
       finish_reason: FinishReasonSchema,
+      ...completionTokenIds,
     }),
   ),
   usage: UsageSchema,
@@ -130,6 +142,7 @@ export const ChatCompletionChunkSchema = z.strictObject({
   created: z.number().int(),
   model: z.string(),
   system_fingerprint: z.string().nullable().optional(),
+  ...promptTokenIds,
   choices: z.array(
     z.strictObject({
       index: z.number().int().nonnegative(),
@@ -139,6 +152,7 @@ export const ChatCompletionChunkSchema = z.strictObject({
       }),
       logprobs: ChatLogprobsSchema.nullable().optional(),
       finish_reason: FinishReasonSchema.nullable(),
+      ...completionTokenIds,
     }),
   ),
   /** Present (null) on every chunk when include_usage is set; the final chunk has no choices and the usage. */
@@ -158,6 +172,8 @@ const CompletionChoiceSchema = z.strictObject({
   text: z.string(),
   logprobs: CompletionLogprobsSchema.nullable(),
   finish_reason: FinishReasonSchema.nullable(),
+  ...promptTokenIds,
+  ...completionTokenIds,
 });
 
 export const CompletionSchema = z.strictObject({

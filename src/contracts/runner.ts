@@ -87,6 +87,8 @@ export const RunnerHealthSchema = z.strictObject({
   maxSlots: z.number().int().nonnegative(),
   maxRank: z.number().int().positive(),
   residentAdapters: z.number().int().nonnegative(),
+  /** "token_ids": the model has no tokenizer.json; only token-id prompts to /v1/completions are served. */
+  mode: z.enum(["text", "token_ids"]),
   queueDepth: z.number().int().nonnegative(),
   uptimeS: z.number().nonnegative(),
   version: z.string(),
