@@ -1,0 +1,96 @@
+// `npm run train -- --base <model dir> --data <jsonl> --out <dir> [--publish --name <name>]`: trains a LoRA
+// adapter on the runner's own graphs, evaluates it against the champion (the base model, or --champion),
+// and writes a PEFT directory with a model card. `--publish` hands the directory to publish-adapter.
+import { spawnSync } from "node:child_process";
+import { defineCommand, runMain } from "citty";
+import { AppError } from "../src/errors.ts";
+import { runTraining } from "./train/pipeline.ts";
+import { createProgress } from "./train/progress.ts";
+import type { TrainReport } from "./train/report.ts";
+import { parseSettings, type TrainSettings } from "./train/settings.ts";
+
+const str = (description: string) => ({ type: "string" as const, description });
+const flag = (description: string) => ({ type: "boolean" as const, description });
+
+const command = defineCommand({
+  meta: { name: "train", description: "Train a LoRA adapter on a Hugging Face base model from JSONL data" },
+  args: {
+    base: { ...str("base model directory (config.json, safetensors, tokenizer.json)"), required: true },
+    data: { ...str('JSONL: {"messages"}, {"prompt","completion"} or {"text"} per line'), required: true },
+    out: { ...str("output directory (PEFT adapter, model card, checkpoints)"), required: true },
+    val: str("held-out JSONL (default: a --val-fraction split of --data)"),
+    valFraction: str("share of --data held out (default 0.1)"),
+    r: str("LoRA rank (default 16)"),
+    alpha: str("LoRA alpha (default 2·r)"),
+    rslora: flag("scale by alpha/√r (rsLoRA)"),
+    targets: str('modules: "all-linear" (default) or a list like q_proj,v_proj'),
+    dropout: str("LoRA dropout (default 0)"),
+    optimizer: str("adamw (default) or sgd"),
+    lr: str("peak learning rate (default 2e-4)"),
+    weightDecay: str("AdamW weight decay (default 0)"),
+    warmup: str("warm-up steps (default 0)"),
+    schedule: str("constant, linear (default) or cosine decay"),
+    epochs: str("epochs (default 3)"),
+    maxSteps: str("stop after N optimizer steps (default: all epochs)"),
+    batchSize: str("rows per micro-batch (default 4)"),
+    accumulation: str("micro-batches per optimizer step (default 1)"),
+    maxGradNorm: str("clip the global gradient norm (default 1; 0 = off)"),
+    seed: str("seed for init, shuffling, split and dropout (default 0)"),
+    threads: str("CPU threads (default 2)"),
+    allTokens: flag("count prompt tokens in the loss too"),
+    maxTokens: str("longest row in tokens (default 1024)"),
+    checkpointEvery: str("write a checkpoint every N steps (default: none)"),
+    resume: str("resume from a checkpoint directory"),
+    init: str("start from an existing PEFT adapter (continue a version)"),
+    champion: str("PEFT adapter to compare against (default: the base model)"),
+    skipBadRows: flag("train without bad rows instead of failing (they are still reported)"),
+    json: flag("JSON lines even on a terminal"),
+    publish: flag("publish the result with publish-adapter (needs --name, EDGE_URL, EDGE_TOKEN)"),
+    name: str("adapter name in the registry"),
+    baseId: str("base model id at the edge (default: the base directory's name)"),
+    alias: str("alias to move to the new version on publish"),
+  },
+  async run({ args }) {
+    let settings: TrainSettings;
+    try {
+      settings = parseSettings(args as Record<string, unknown>);
+    } catch (error) {
+      fail(error);
+    }
+    const sink = createProgress(settings.json);
+    try {
+      const report = await runTraining(settings, sink);
+      sink.stop();
+      sink.event("done", { out: settings.out, adapter: report.adapter, champion: report.champion });
+      if (settings.publish) publish(settings, report.baseModel, summary(report));
+    } catch (error) {
+      sink.stop();
+      fail(error);
+    }
+  },
+});
+
+/** The evaluation in one line, stored with the published version (the model card has the full table). */
+function summary(r: TrainReport): string {
+  const f = (e: TrainReport["adapter"]) =>
+    `loss ${e.loss.toFixed(4)}, exact match ${e.exactMatch === null ? "n/a" : e.exactMatch.toFixed(3)}`;
+  return `trained by npm run train: held-out ${f(r.adapter)}; champion (${r.champion.label}) ${f(r.champion)}`;
+}
+
+function publish(s: TrainSettings, baseId: string, description: string): void {
+  const args = ["scripts/publish-adapter.ts", s.out, "--name", s.name as string, "--base", baseId];
+  args.push("--description", description);
+  if (s.alias) args.push("--alias", s.alias);
+  const result = spawnSync(process.execPath, args, { stdio: "inherit" });
+  if (result.status !== 0)
+    fail(new AppError("upstream_error", `publish-adapter exited with ${result.status}`));
+}
+
+function fail(error: unknown): never {
+  console.error(`error: ${(error as Error).message ?? String(error)}`);
+  const details = error instanceof AppError ? error.details : [];
+  for (const d of details.length > 1 ? details.slice(0, 20) : []) console.error(`  - ${d}`);
+  process.exit(1);
+}
+
+await runMain(command);
