@@ -1,9 +1,12 @@
-// Inference: resolve `model` to a base model or one immutable adapter version, forward to the runner with
-// the adapter's identity, stream the answer back untouched. A runner that does not hold the adapter says
-// `adapter_not_loaded`; the edge then streams the weights from R2 to it and retries once.
+// Inference: resolve `model` to a base model or one immutable adapter version, forward it over the runner
+// pool with the adapter's identity (runner/dispatch.ts: affinity, failover, loads from R2), and stream the
+// answer back untouched, with `server-timing`, `x-adapter` and `x-adapter-cold`.
 import { parseModelRef } from "../../../src/contracts/names.ts";
 import { AppError } from "../../../src/errors.ts";
-import type { RunnerClient } from "../runner/runner-client.ts";
+import { type Dispatched, dispatch } from "../runner/dispatch.ts";
+import { guardStream } from "../runner/guard-stream.ts";
+import type { AdapterLoad, RunnerClient } from "../runner/runner-client.ts";
+import { ServerTiming } from "../runner/server-timing.ts";
 import { BaseModelStore } from "../stores/base-model-store.ts";
 import { BlobStore } from "../stores/blob-store.ts";
 import { RegistryStore, type VersionRow } from "../stores/registry-store.ts";
@@ -25,6 +28,12 @@ export interface InferInput {
   body: Record<string, unknown>;
   target: Target;
   requestId: string;
+  /** Time spent resolving `model`, for `server-timing`. */
+  resolveMs?: number;
+  /** The client's request signal: when it aborts, the upstream request is cancelled. */
+  signal?: AbortSignal;
+  /** Lets the pool refresh what it knows about runners after the response (ExecutionContext.waitUntil). */
+  waitUntil?: (promise: Promise<unknown>) => void;
 }
 
 const PASSED_HEADERS = [
@@ -34,35 +43,31 @@ const PASSED_HEADERS = [
   "x-ratelimit-remaining-requests",
 ];
 
+/** How old the isolate's picture of runner residency may get before it is re-read in the background. */
+const RESIDENCY_MAX_AGE_MS = 30_000;
+
 export async function forwardInference(input: InferInput): Promise<Response> {
   const { target, runner } = input;
+  const timing = new ServerTiming();
+  if (input.resolveMs !== undefined) timing.add("resolve", input.resolveMs);
+  input.waitUntil?.(runner.refresh(RESIDENCY_MAX_AGE_MS));
   const routingKey = target.kind === "base" ? target.id : target.row.runner_adapter_id;
-  const body = { ...input.body, model: routingKey };
-  const init = { routingKey, requestId: input.requestId };
-  let res = await runner.forward(input.path, body, init);
-  if (target.kind === "adapter" && res.status === 409) {
-    const text = await res.text();
-    if (!isAdapterNotLoaded(text)) return passThrough(new Response(text, res), target);
-    await loadAdapter(input.env, runner, target.row, input.requestId);
-    res = await runner.forward(input.path, body, init);
-  }
-  return passThrough(res, target);
+  const adapter =
+    target.kind === "base" ? null : { adapterId: routingKey, open: () => openAdapter(input.env, target.row) };
+  const out = await dispatch({
+    client: runner,
+    path: input.path,
+    body: { ...input.body, model: routingKey },
+    routingKey,
+    adapter,
+    requestId: input.requestId,
+    signal: input.signal,
+    timing,
+  });
+  return respond(out, target, timing);
 }
 
-function isAdapterNotLoaded(text: string): boolean {
-  try {
-    return (JSON.parse(text) as { error?: { code?: unknown } }).error?.code === "adapter_not_loaded";
-  } catch {
-    return false;
-  }
-}
-
-async function loadAdapter(
-  env: Env,
-  runner: RunnerClient,
-  row: VersionRow,
-  requestId: string,
-): Promise<void> {
+async function openAdapter(env: Env, row: VersionRow): Promise<AdapterLoad> {
   const blob = await new BlobStore(env.ADAPTERS).blob(row.weights_sha256);
   if (blob === null) {
     throw new AppError(
@@ -70,25 +75,24 @@ async function loadAdapter(
       `blob ${row.weights_sha256} of ${row.name}@${row.version} is missing from R2`,
     );
   }
-  await runner.loadAdapter(
-    {
-      adapterId: row.runner_adapter_id,
-      label: `${row.name}@${row.version}`,
-      config: row.config,
-      weightsSha256: row.weights_sha256,
-      weights: blob.body,
-      sizeBytes: blob.size,
-    },
-    requestId,
-  );
+  return {
+    adapterId: row.runner_adapter_id,
+    label: `${row.name}@${row.version}`,
+    config: row.config,
+    weightsSha256: row.weights_sha256,
+    weights: blob.body,
+    sizeBytes: blob.size,
+  };
 }
 
 /** The runner's body streams through as it arrives; only our headers are added. */
-function passThrough(res: Response, target: Target): Response {
+function respond(out: Dispatched, target: Target, timing: ServerTiming): Response {
+  const { res } = out;
   if (res.status === 401 || res.status === 403) {
+    out.release();
     throw new AppError(
       "upstream_error",
-      `the runner refused the edge's credentials (${res.status}); check RUNNER_TOKEN`,
+      `a runner refused the edge's credentials (${res.status}); check RUNNER_TOKEN / RUNNERS`,
     );
   }
   const headers = new Headers();
@@ -97,5 +101,24 @@ function passThrough(res: Response, target: Target): Response {
     if (value !== null) headers.set(name, value);
   }
   if (target.kind === "adapter") headers.set("x-adapter", `${target.row.name}@${target.row.version}`);
-  return new Response(res.body, { status: res.status, headers });
+  if (out.cold) headers.set("x-adapter-cold", "1");
+  headers.set("server-timing", timing.header());
+  if (res.body === null) {
+    out.release();
+    return new Response(null, { status: res.status, headers });
+  }
+  const body = guardStream(res.body, {
+    sse: (res.headers.get("content-type") ?? "").startsWith("text/event-stream"),
+    onEnd(outcome) {
+      out.release();
+      if (outcome === "failed") out.failedMidway();
+    },
+    failure: () =>
+      new AppError("upstream_error", "the runner failed while streaming the response; retry the request"),
+    // Clients see the version they were served as `model`, not the runner's content id.
+    ...(target.kind === "adapter"
+      ? { rename: { from: target.row.runner_adapter_id, to: `${target.row.name}@${target.row.version}` } }
+      : {}),
+  });
+  return new Response(body, { status: res.status, headers });
 }

@@ -1,0 +1,138 @@
+// One inference request over the pool: try the runners in the order `plan` gives. A runner that cannot be
+// reached, times out, or answers 5xx or 429 before its first byte hands the request to the next one
+// (generation has no side effects, so a retry is safe). A runner without the adapter gets it streamed from R2
+// (one load per runner and adapter at a time in this isolate) and the request is retried there once.
+import { AppError } from "../../../src/errors.ts";
+import type { AdapterLoad, Runner, RunnerClient } from "./runner-client.ts";
+import type { ServerTiming } from "./server-timing.ts";
+
+export interface DispatchInput {
+  client: RunnerClient;
+  path: string;
+  body: Record<string, unknown>;
+  routingKey: string;
+  /** Set when the request needs an adapter; `open` streams its weights from R2. */
+  adapter: { adapterId: string; open: () => Promise<AdapterLoad> } | null;
+  requestId: string;
+  signal?: AbortSignal;
+  timing: ServerTiming;
+}
+
+export interface Dispatched {
+  res: Response;
+  runner: Runner | null;
+  /** The adapter had to be loaded (by this request or one it waited for). */
+  cold: boolean;
+  /** Ends the request's in-flight count on its runner. */
+  release(): void;
+  /** The runner broke off its response after the first byte: route around it for a while. */
+  failedMidway(): void;
+}
+
+type Attempt =
+  | { kind: "done"; res: Response; cold: boolean }
+  | { kind: "failed"; reason: string; res?: Response };
+
+function isAdapterNotLoaded(text: string): boolean {
+  try {
+    return (JSON.parse(text) as { error?: { code?: unknown } }).error?.code === "adapter_not_loaded";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Worth another runner: overloaded (429), broken (5xx), or refusing this edge's token for it (401/403, a
+ * fault of the pool's configuration). Other 4xx answers are about the request and would repeat.
+ */
+const retryable = (status: number) => status >= 500 || status === 429 || status === 401 || status === 403;
+const runnerFault = (status: number) => status !== 429;
+
+async function forward(input: DispatchInput, runner: Runner) {
+  const started = performance.now();
+  const sent = await input.client.forward(runner, input.path, input.body, {
+    requestId: input.requestId,
+    signal: input.signal,
+  });
+  return { sent, ms: performance.now() - started };
+}
+
+async function attempt(input: DispatchInput, runner: Runner): Promise<Attempt> {
+  const { client, adapter, timing } = input;
+  let cold = false;
+  const pending = adapter === null ? null : client.pendingLoad(runner, adapter.adapterId);
+  if (pending !== null) {
+    cold = true;
+    await timing.time("queue", () => pending.catch(() => undefined));
+  }
+  let { sent, ms } = await forward(input, runner);
+  if (sent.ok && adapter !== null && sent.res.status === 409) {
+    const text = await sent.res.text();
+    if (!isAdapterNotLoaded(text)) return { kind: "done", res: new Response(text, sent.res), cold };
+    client.noteResident(runner, adapter.adapterId, false);
+    // The round trip that found the adapter missing is part of the cold start.
+    timing.add("load", ms);
+    const loaded = await timing.time("load", () =>
+      client.loadAdapter(runner, adapter.adapterId, adapter.open, input.requestId),
+    );
+    if (!loaded.ok) {
+      client.noteFailed(runner);
+      return { kind: "failed", reason: loaded.reason };
+    }
+    cold = true;
+    ({ sent, ms } = await forward(input, runner));
+  }
+  if (!sent.ok) {
+    client.noteFailed(runner);
+    return { kind: "failed", reason: sent.reason };
+  }
+  const { res } = sent;
+  if (retryable(res.status)) {
+    if (runnerFault(res.status)) client.noteFailed(runner);
+    const text = await res.text();
+    console.error(`runner ${runner.index} answered ${res.status}: ${text.slice(0, 300)}`);
+    return {
+      kind: "failed",
+      reason: `runner ${runner.index} answered ${res.status}`,
+      res: new Response(text, res),
+    };
+  }
+  client.noteHealthy(runner);
+  if (adapter !== null && res.ok) client.noteResident(runner, adapter.adapterId, true);
+  timing.add("ttft", ms);
+  return { kind: "done", res, cold };
+}
+
+export async function dispatch(input: DispatchInput): Promise<Dispatched> {
+  const { client } = input;
+  const reasons: string[] = [];
+  let last: Response | undefined;
+  for (const runner of client.plan(input.routingKey)) {
+    const release = client.track(runner);
+    const started = performance.now();
+    let outcome: Attempt;
+    try {
+      outcome = await attempt(input, runner);
+    } catch (error) {
+      release();
+      throw error;
+    }
+    if (outcome.kind === "done") {
+      const failedMidway = () => {
+        console.error(`runner ${runner.index} (${runner.url}) broke off a response`);
+        client.noteFailed(runner);
+      };
+      return { res: outcome.res, runner, cold: outcome.cold, release, failedMidway };
+    }
+    release();
+    // Time lost on a runner that failed is time the request waited at the edge.
+    input.timing.add("queue", performance.now() - started);
+    reasons.push(outcome.reason);
+    last = outcome.res ?? last;
+  }
+  // Every runner refused with a status (e.g. 429 queue_full): its answer says more than a generic 503.
+  if (last !== undefined) {
+    return { res: last, runner: null, cold: false, release: () => {}, failedMidway: () => {} };
+  }
+  throw new AppError("unavailable", `no runner could serve the request: ${reasons.join("; ")}`);
+}
