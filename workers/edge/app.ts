@@ -3,6 +3,7 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { AppError, errorEnvelope } from "../../src/errors.ts";
+import { createConsole } from "./console/app.tsx";
 import type { AppDeps, EdgeEnv } from "./env.ts";
 import { authenticate } from "./middleware/auth.ts";
 import { requestId } from "./middleware/request-id.ts";
@@ -50,6 +51,7 @@ export function createApp(deps: AppDeps = defaultDeps): Hono<EdgeEnv> {
   app.route("/admin", experimentRoutes);
   app.route("/v1", v1Routes);
   app.route("/v1", feedbackRoutes);
+  app.route("/console", createConsole());
   app.notFound((c) => {
     throw new AppError("not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`);
   });

@@ -1,0 +1,144 @@
+/** @jsxImportSource hono/jsx */
+// Runners: each runner of the pool by position (never its URL), its load and cache counters, and which of
+// this tenant's adapter versions it holds. Other tenants' adapters are only counted.
+import type { TenantVersion } from "../queries.ts";
+import type { RunnerReport } from "../runner-probe.ts";
+import type { ConsoleSession } from "../session-store.ts";
+import { bytes, when } from "./format.ts";
+import { Page } from "./layout.tsx";
+
+/** A counter never incremented has no sample line: once /metrics answered, missing means 0. */
+function metric(r: RunnerReport, name: string): string {
+  if (r.metrics.size === 0) return "–";
+  return String(Math.round(r.metrics.get(name) ?? 0));
+}
+
+/** Mean generation speed since the runner started: one scrape has counters, not rates. */
+function tokensPerSecond(r: RunnerReport): string {
+  const tokens = r.metrics.get("runner_generated_tokens_total");
+  const uptime = r.health?.uptimeS;
+  if (tokens === undefined || uptime === undefined || uptime <= 0) return "–";
+  return (tokens / uptime).toFixed(2);
+}
+
+function Resident(props: { report: RunnerReport; versions: TenantVersion[] }) {
+  const mine = props.report.resident.flatMap((a) => {
+    const labels = props.versions
+      .filter((v) => v.adapterId === a.adapterId)
+      .map((v) => `${v.name}@${v.version}`);
+    return labels.length === 0 ? [] : [{ a, labels }];
+  });
+  const others = props.report.resident.length - mine.length;
+  return (
+    <>
+      {mine.length === 0 ? (
+        <p class="muted">Holds none of your adapters.</p>
+      ) : (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Adapter</th>
+              <th scope="col" class="num">
+                Slot
+              </th>
+              <th scope="col" class="num">
+                Rank
+              </th>
+              <th scope="col" class="num">
+                Size
+              </th>
+              <th scope="col">Pinned</th>
+              <th scope="col" class="num">
+                In flight
+              </th>
+              <th scope="col">Loaded</th>
+              <th scope="col">Last used</th>
+            </tr>
+          </thead>
+          <tbody>
+            {mine.map(({ a, labels }) => (
+              <tr>
+                <th scope="row">{labels.join(", ")}</th>
+                <td class="num">{a.slot}</td>
+                <td class="num">{a.rank}</td>
+                <td class="num">{bytes(a.sizeBytes)}</td>
+                <td>{a.pinned ? "yes" : "no"}</td>
+                <td class="num">{a.inFlight}</td>
+                <td>{when(a.loadedAt)}</td>
+                <td>{when(a.lastUsedAt)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <p class="muted">
+        {others} slot(s) held by other adapters; {props.report.maxSlots ?? "?"} slots in all.
+      </p>
+    </>
+  );
+}
+
+function RunnerCard(props: { report: RunnerReport; versions: TenantVersion[] }) {
+  const r = props.report;
+  const h = r.health;
+  return (
+    <section class="card" aria-labelledby={`runner-${r.index}`}>
+      <h2 id={`runner-${r.index}`}>Runner {r.index}</h2>
+      {r.problem && (
+        <p class="alert" role="alert">
+          Runner {r.index} {r.problem}.
+        </p>
+      )}
+      {h && (
+        <p>
+          {h.status}, model {h.model} on {h.device} ({h.backend}), up {Math.round(h.uptimeS)} s
+        </p>
+      )}
+      <table>
+        <tbody>
+          <tr>
+            <th scope="row">Queue depth</th>
+            <td class="num">{h?.queueDepth ?? "–"}</td>
+          </tr>
+          <tr>
+            <th scope="row">Running sequences</th>
+            <td class="num">{metric(r, "runner_running_sequences")}</td>
+          </tr>
+          <tr>
+            <th scope="row">Tokens/s (mean since start)</th>
+            <td class="num">{tokensPerSecond(r)}</td>
+          </tr>
+          <tr>
+            <th scope="row">Requests</th>
+            <td class="num">{metric(r, "runner_requests_total")}</td>
+          </tr>
+          <tr>
+            <th scope="row">Adapter loads</th>
+            <td class="num">{metric(r, "runner_adapter_loads_total")}</td>
+          </tr>
+          <tr>
+            <th scope="row">Adapter evictions</th>
+            <td class="num">{metric(r, "runner_adapter_evictions_total")}</td>
+          </tr>
+        </tbody>
+      </table>
+      <h3>Your adapters on runner {r.index}</h3>
+      <Resident report={r} versions={props.versions} />
+    </section>
+  );
+}
+
+export function RunnersPage(props: {
+  session: ConsoleSession;
+  reports: RunnerReport[];
+  versions: TenantVersion[];
+}) {
+  return (
+    <Page title="Runners" path="/console/runners" session={props.session}>
+      <p>The runner pool this edge forwards to, read now. Counters count every tenant's traffic.</p>
+      {props.reports.map((r) => (
+        <RunnerCard report={r} versions={props.versions} />
+      ))}
+    </Page>
+  );
+}
