@@ -3,7 +3,7 @@
 // (lora-feeds.ts, kv-feeds.ts). The per-step work lives in ort-engine.ts.
 import { AppError } from "../../src/errors.ts";
 import { type HfModel, loadHfModel } from "../model/hf-model.ts";
-import { LINEAR_NAMES, type LinearName, type WeightSource } from "../onnx/llama-decoder.ts";
+import { LINEAR_NAMES, type LinearName, type LoraPath, type WeightSource } from "../onnx/llama-decoder.ts";
 import { KV_FEEDERS, outputLocations } from "./kv-feeds.ts";
 import { LORA_FEEDS } from "./lora-feeds.ts";
 import { LoraSlots } from "./lora-slots.ts";
@@ -19,6 +19,13 @@ export interface EngineOptions {
   maxSlots: number;
   maxRank: number;
   threads?: number;
+  /**
+   * How rows reach their adapter in the graph: "dense" (two GEMMs over all slots' concatenated stacks, a
+   * mask per row) or "gather" (copies each row's stacks). Default: `defaultLoraPath(device, maxSlots, maxRank)`.
+   */
+  loraPath?: LoraPath;
+  /** Fused ops where ORT has them (RMSNorm as one node): default on WebGPU, where dispatches dominate. */
+  fusedOps?: boolean;
   /** Linears that get LoRA slots (default: all seven). Fewer modules make a cheaper graph. */
   loraModules?: readonly LinearName[];
   /** Model id as served; defaults to the directory's name. */
@@ -37,6 +44,18 @@ export interface ModelEngineOptions extends Omit<EngineOptions, "modelDir" | "id
   weights?: WeightSource;
 }
 
+/**
+ * The dense path trades the gather path's per-row stack copies for slots·rank extra GEMM columns. Measured
+ * (BENCHMARKS.md, runner section, "LoRA paths"): on WebGPU, where copies and dispatches cost more than FLOPs,
+ * dense beat gather at 32 slots of rank 16 (512 columns); on CPU the extra FLOPs cost more than the copies
+ * even at 8 slots (128 columns), so CPU keeps gather. Wider than the measured 512 columns stays on gather.
+ */
+export const DENSE_MAX_COLUMNS = 512;
+
+export function defaultLoraPath(device: Device, maxSlots: number, maxRank: number): LoraPath {
+  return device === "webgpu" && maxSlots * maxRank <= DENSE_MAX_COLUMNS ? "dense" : "gather";
+}
+
 function checkOptions(o: ModelEngineOptions): void {
   const bad = (field: string, rule: string, value: unknown) =>
     new AppError("invalid_request", `${field} must be ${rule}; got ${JSON.stringify(value)}`, {
@@ -46,6 +65,9 @@ function checkOptions(o: ModelEngineOptions): void {
   if (!Number.isInteger(o.maxRank) || o.maxRank < 1) throw bad("maxRank", "an integer >= 1", o.maxRank);
   if (o.threads !== undefined && (!Number.isInteger(o.threads) || o.threads < 1)) {
     throw bad("threads", "an integer >= 1", o.threads);
+  }
+  if (o.loraPath !== undefined && o.loraPath !== "dense" && o.loraPath !== "gather") {
+    throw bad("loraPath", `"dense" or "gather"`, o.loraPath);
   }
 }
 
@@ -66,7 +88,12 @@ export async function createEngineFromModel(model: HfModel, options: ModelEngine
   const threads = options.threads ?? 1;
   const layout =
     options.maxSlots > 0
-      ? { maxSlots: options.maxSlots, maxRank: options.maxRank, modules: options.loraModules ?? LINEAR_NAMES }
+      ? {
+          maxSlots: options.maxSlots,
+          maxRank: options.maxRank,
+          modules: options.loraModules ?? LINEAR_NAMES,
+          path: options.loraPath ?? defaultLoraPath(device, options.maxSlots, options.maxRank),
+        }
       : null;
   const request: SessionRequest = { device, backend, threads, profile: options.profile };
   const ort = await loadOrt(backend, threads);
@@ -75,6 +102,7 @@ export async function createEngineFromModel(model: HfModel, options: ModelEngine
   const graph = model.facts.buildGraph(model.decoder, options.weights ?? model.weights, {
     lora: layout,
     presentOutputs: kvFeeder.presentOutputs,
+    fusedOps: options.fusedOps ?? device === "webgpu",
   });
   const outputLocation = outputLocations(kvFeeder, model.decoder.numLayers);
   const { session } = await createSession(graph, { ...request, outputLocation });

@@ -25,16 +25,27 @@ function hostLoraFeeds(ort: Ort, slots: LoraSlots): LoraFeeds {
   return { get: async () => tensors, changed() {}, dispose: async () => {} };
 }
 
-/** y = x + 0: a graph whose only job is to leave its input in a GPU buffer. */
-function uploadGraph(): GraphBuilder {
+/** y = x + 0: a graph whose only job is to leave its input (of `rank` dims) in a GPU buffer. */
+function uploadGraph(rank: number): GraphBuilder {
   const g = new GraphBuilder();
-  const x = g.input("x", "float32", ["a", "b", "c"]);
-  g.output("y", g.op("Add", [x, g.constant("float32", [0], [])]), "float32", ["a", "b", "c"]);
+  const dims = Array.from({ length: rank }, (_, i) => `d${i}`);
+  const x = g.input("x", "float32", dims);
+  g.output("y", g.op("Add", [x, g.constant("float32", [0], [])]), "float32", dims);
   return g;
 }
 
 function residentLoraFeeds(ort: Ort, slots: LoraSlots, req: SessionRequest): LoraFeeds {
-  let uploader: Session | null = null;
+  // One uploader per rank: the gather layout's stacks are 3-D, the dense layout's 2-D.
+  const uploaders = new Map<number, Session>();
+  const upload = async (host: OrtTensor) => {
+    const rank = host.dims.length;
+    let uploader = uploaders.get(rank);
+    if (!uploader) {
+      uploader = (await createSession(uploadGraph(rank), { ...req, outputLocation: "gpu-buffer" })).session;
+      uploaders.set(rank, uploader);
+    }
+    return (await uploader.run({ x: host })).y as OrtTensor;
+  };
   let resident: Record<string, OrtTensor> | null = null;
   let stale = true;
   const release = () => {
@@ -44,11 +55,10 @@ function residentLoraFeeds(ort: Ort, slots: LoraSlots, req: SessionRequest): Lor
   return {
     async get() {
       if (resident && !stale) return resident;
-      uploader ??= (await createSession(uploadGraph(), { ...req, outputLocation: "gpu-buffer" })).session;
       release();
       const next: Record<string, OrtTensor> = {};
       for (const [name, host] of Object.entries(hostTensors(ort, slots))) {
-        next[name] = (await uploader.run({ x: host })).y as OrtTensor;
+        next[name] = await upload(host);
       }
       resident = next;
       stale = false;
@@ -59,7 +69,7 @@ function residentLoraFeeds(ort: Ort, slots: LoraSlots, req: SessionRequest): Lor
     },
     async dispose() {
       release();
-      await uploader?.release();
+      for (const u of uploaders.values()) await u.release();
     },
   };
 }

@@ -1,36 +1,88 @@
-// The stacked LoRA inputs of the graph. Per adapted linear, A: [S+1, in, R] and B: [S+1, R, out]; slot 0
-// stays zero (no adapter), ranks below R are zero-padded, and each module's scale is folded into B here so
-// the graph never multiplies by it. The arrays are fed to every run, so writing a slot never rebuilds a session.
+// The LoRA inputs of the graph, in the layout the graph's LoRA path reads (layers.ts `LinearTensors`):
+// gather: per adapted linear A: [S+1, in, R], B: [S+1, R, out], slot 0 zero (no adapter);
+// dense: A_cat: [in, S·R], B_cat: [S·R, out], slot s in columns/rows (s-1)·R..s·R-1, slot 0 absent.
+// Ranks below R are zero-padded and each module's scale is folded into B here so the graph never multiplies
+// by it. The arrays are fed to every run, so writing a slot never rebuilds a session.
 import { AppError } from "../../src/errors.ts";
-import { type DecoderSpec, io, type LoraLayout, linearShape, moduleName } from "../onnx/llama-decoder.ts";
-import type { AdapterWeights } from "./types.ts";
+import {
+  type DecoderSpec,
+  io,
+  type LoraLayout,
+  type LoraPath,
+  linearShape,
+  moduleName,
+} from "../onnx/llama-decoder.ts";
+import type { Ort, OrtTensor } from "./ort-backend.ts";
+import type { AdapterModuleWeights, AdapterWeights } from "./types.ts";
 
 interface Stack {
   inFeatures: number;
   outFeatures: number;
-  /** A: [S+1, in, R] */
   a: Float32Array;
-  /** B: [S+1, R, out] */
   b: Float32Array;
+}
+
+/**
+ * Where a layout puts slot `slot`'s A^T[i, j] (at aBase + i·aStride + j) and scale·B^T[j, o] (at
+ * bBase + j·out + o): both layouts share these forms, so one writer serves both.
+ */
+interface StackGeometry {
+  dims(inFeatures: number, outFeatures: number, layout: LoraLayout): { a: number[]; b: number[] };
+  aBase(s: Stack, slot: number, rank: number): number;
+  aStride(s: Stack, layout: LoraLayout): number;
+  bBase(s: Stack, slot: number, rank: number): number;
+  /** The per-step input that tells the graph each row's slot. */
+  rowFeeds(ort: Ort, rowSlots: readonly number[], layout: LoraLayout): Record<string, OrtTensor>;
+}
+
+const GEOMETRY: Record<LoraPath, StackGeometry> = {
+  gather: {
+    dims: (inF, outF, l) => ({ a: [l.maxSlots + 1, inF, l.maxRank], b: [l.maxSlots + 1, l.maxRank, outF] }),
+    aBase: (s, slot, r) => slot * s.inFeatures * r,
+    aStride: (_s, l) => l.maxRank,
+    bBase: (s, slot, r) => slot * r * s.outFeatures,
+    rowFeeds: (ort, rowSlots) => ({
+      [io.slotIds]: new ort.Tensor("int64", BigInt64Array.from(rowSlots, BigInt), [rowSlots.length]),
+    }),
+  },
+  dense: {
+    dims: (inF, outF, l) => ({ a: [inF, l.maxSlots * l.maxRank], b: [l.maxSlots * l.maxRank, outF] }),
+    aBase: (_s, slot, r) => (slot - 1) * r,
+    aStride: (_s, l) => l.maxSlots * l.maxRank,
+    bBase: (s, slot, r) => (slot - 1) * r * s.outFeatures,
+    rowFeeds: (ort, rowSlots, l) => ({ [io.slotMask]: slotMask(ort, rowSlots, l) }),
+  },
+};
+
+/** [B, 1, S·R]: 1 on the R columns of each row's slot, all zero for slot 0. */
+function slotMask(ort: Ort, rowSlots: readonly number[], l: LoraLayout): OrtTensor {
+  const columns = l.maxSlots * l.maxRank;
+  const mask = new Float32Array(rowSlots.length * columns);
+  for (const [row, slot] of rowSlots.entries()) {
+    if (slot > 0) mask.fill(1, row * columns + (slot - 1) * l.maxRank, row * columns + slot * l.maxRank);
+  }
+  return new ort.Tensor("float32", mask, [rowSlots.length, 1, columns]);
 }
 
 export class LoraSlots {
   readonly layout: LoraLayout;
   private readonly stacks = new Map<string, Stack>();
   private readonly inputNames = new Map<string, { a: string; b: string }>();
+  private readonly geometry: StackGeometry;
 
   constructor(spec: DecoderSpec, layout: LoraLayout) {
     this.layout = layout;
-    const slots = layout.maxSlots + 1;
+    this.geometry = GEOMETRY[layout.path ?? "gather"];
     for (let layer = 0; layer < spec.numLayers; layer++) {
       for (const m of layout.modules) {
         const { inFeatures, outFeatures } = linearShape(spec, m);
         const name = moduleName(layer, m);
+        const dims = this.geometry.dims(inFeatures, outFeatures, layout);
         this.stacks.set(name, {
           inFeatures,
           outFeatures,
-          a: new Float32Array(slots * inFeatures * layout.maxRank),
-          b: new Float32Array(slots * layout.maxRank * outFeatures),
+          a: new Float32Array(dims.a.reduce((x, y) => x * y, 1)),
+          b: new Float32Array(dims.b.reduce((x, y) => x * y, 1)),
         });
         this.inputNames.set(name, { a: io.loraA(layer, m), b: io.loraB(layer, m) });
       }
@@ -40,14 +92,18 @@ export class LoraSlots {
   /** Graph input name → backing array, for building the feed. */
   feeds(): { name: string; dims: number[]; data: Float32Array }[] {
     const out: { name: string; dims: number[]; data: Float32Array }[] = [];
-    const slots = this.layout.maxSlots + 1;
-    const r = this.layout.maxRank;
     for (const [module, s] of this.stacks) {
       const names = this.inputNames.get(module) as { a: string; b: string };
-      out.push({ name: names.a, dims: [slots, s.inFeatures, r], data: s.a });
-      out.push({ name: names.b, dims: [slots, r, s.outFeatures], data: s.b });
+      const dims = this.geometry.dims(s.inFeatures, s.outFeatures, this.layout);
+      out.push({ name: names.a, dims: dims.a, data: s.a });
+      out.push({ name: names.b, dims: dims.b, data: s.b });
     }
     return out;
+  }
+
+  /** The step's slot selector (slot ids or slot mask, per layout) for rows in these slots. */
+  rowFeeds(ort: Ort, rowSlots: readonly number[]): Record<string, OrtTensor> {
+    return this.geometry.rowFeeds(ort, rowSlots, this.layout);
   }
 
   /** Every problem with an adapter against this layout, each naming the module, the rule and the value. */
@@ -92,22 +148,30 @@ export class LoraSlots {
         details: problems,
       });
     }
+    for (const s of this.stacks.values()) this.clear(s, slot);
+    for (const m of adapter?.modules ?? []) this.write(this.stacks.get(m.module) as Stack, slot, m);
+  }
+
+  private clear(s: Stack, slot: number): void {
     const r = this.layout.maxRank;
-    for (const s of this.stacks.values()) {
-      s.a.fill(0, slot * s.inFeatures * r, (slot + 1) * s.inFeatures * r);
-      s.b.fill(0, slot * r * s.outFeatures, (slot + 1) * r * s.outFeatures);
+    const [aBase, aStride] = [this.geometry.aBase(s, slot, r), this.geometry.aStride(s, this.layout)];
+    for (let i = 0; i < s.inFeatures; i++) s.a.fill(0, aBase + i * aStride, aBase + i * aStride + r);
+    const bBase = this.geometry.bBase(s, slot, r);
+    s.b.fill(0, bBase, bBase + r * s.outFeatures);
+  }
+
+  private write(s: Stack, slot: number, m: AdapterModuleWeights): void {
+    const r = this.layout.maxRank;
+    const [aBase, aStride] = [this.geometry.aBase(s, slot, r), this.geometry.aStride(s, this.layout)];
+    const bBase = this.geometry.bBase(s, slot, r);
+    // A^T, i outer: each input row's rank values are contiguous in both layouts. a is [rank, in] row-major.
+    for (let i = 0; i < s.inFeatures; i++) {
+      for (let j = 0; j < m.rank; j++) s.a[aBase + i * aStride + j] = m.a[j * s.inFeatures + i] as number;
     }
-    for (const m of adapter?.modules ?? []) {
-      const s = this.stacks.get(m.module) as Stack;
-      const aBase = slot * s.inFeatures * r;
-      const bBase = slot * r * s.outFeatures;
-      for (let j = 0; j < m.rank; j++) {
-        // A^T into [in, R]: a is [r, in] row-major.
-        for (let i = 0; i < s.inFeatures; i++) s.a[aBase + i * r + j] = m.a[j * s.inFeatures + i] as number;
-        // scale·B^T into [R, out]: b is [out, r] row-major.
-        for (let o = 0; o < s.outFeatures; o++)
-          s.b[bBase + j * s.outFeatures + o] = m.scale * (m.b[o * m.rank + j] as number);
-      }
+    // scale·B^T: b is [out, rank] row-major.
+    for (let j = 0; j < m.rank; j++) {
+      for (let o = 0; o < s.outFeatures; o++)
+        s.b[bBase + j * s.outFeatures + o] = m.scale * (m.b[o * m.rank + j] as number);
     }
   }
 }

@@ -126,14 +126,11 @@ export class OrtEngine implements Engine {
       [io.bias]: new ort.Tensor("float32", step.bias, [batch, seq, past.length + seq]),
       ...past.feeds,
       ...(await this.parts.loraFeeds?.get()),
+      ...this.parts.slots?.rowFeeds(
+        ort,
+        seqs.map((s) => s.slot),
+      ),
     };
-    if (this.parts.slots) {
-      feeds[io.slotIds] = new ort.Tensor(
-        "int64",
-        BigInt64Array.from(seqs, (s) => BigInt(s.slot)),
-        [batch],
-      );
-    }
     const out = await session.run(feeds);
     const layers = Array.from({ length: d.numLayers }, (_, l) => l);
     const newKeys = layers.map((l) => out[io.newKey(l)]?.data as Float32Array);

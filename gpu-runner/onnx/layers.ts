@@ -31,6 +31,19 @@ export function rmsNorm(g: G, x: string, weight: string, eps: number): string {
 }
 
 /**
+ * The same RMSNorm as one SimplifiedLayerNormalization node (ORT's contrib op in the default domain, on CPU,
+ * WASM and WebGPU): one dispatch instead of seven, for the WebGPU fast path where per-dispatch overhead
+ * dominates. Training keeps `rmsNorm`, whose primitive ops the backward-graph emitter differentiates.
+ */
+export function fusedRmsNorm(g: G, x: string, weight: string, eps: number): string {
+  return g.op("SimplifiedLayerNormalization", [x, weight], {
+    axis: { i: -1 },
+    epsilon: { f: eps },
+    stash_type: { i: 1 },
+  });
+}
+
+/**
  * Rotary embedding in HF's rotate_half form: x·cos + [-x2, x1]·sin.
  * x: [B, T, N, D], cos/sin: [B, T, 1, D] (computed in JS per row position).
  */
@@ -42,24 +55,39 @@ export function rotary(g: G, x: string, cos: string, sin: string, headDim: numbe
   return add(g, mul(g, x, cos), mul(g, rotated, sin));
 }
 
-/** A linear's graph-side tensors: weightT: [in, out], bias: [out], LoRA stacks A: [S+1, in, R], B: [S+1, R, out]. */
+/**
+ * A linear's graph-side tensors: weightT: [in, out], bias: [out], and LoRA stacks in one of two layouts:
+ * - gather (no `mask`): A: [S+1, in, R], B: [S+1, R, out], slot 0 all zeros, rows pick theirs by slot id;
+ * - dense (`mask` set): A_cat: [in, S·R], B_cat: [S·R, out] (slot s owns columns/rows (s-1)·R..s·R-1, slot 0
+ *   none) and mask: [B, 1, S·R], 1 on the columns of the row's slot.
+ */
 export interface LinearTensors {
   weightT: string;
   bias?: string;
-  lora?: { a: string; b: string };
+  lora?: { a: string; b: string; mask?: string };
 }
 
 /**
  * y = x·Wᵀ (+ bias) + (x·A[slot])·B[slot] per row; the adapter scale is folded into B when a slot is
- * written, and slot 0 holds zeros. x: [B, T, in] → [B, T, out].
+ * written, and slot 0 adds nothing. x: [B, T, in] → [B, T, out]. `slotIds` feeds the gather layout only.
  */
 export function linear(g: G, x: string, t: LinearTensors, slotIds: string | null): string {
   let y = matMul(g, x, t.weightT);
   if (t.bias) y = add(g, y, t.bias);
+  if (t.lora?.mask) return add(g, y, denseLoraDelta(g, x, t.lora.a, t.lora.b, t.lora.mask));
   if (!t.lora || !slotIds) return y;
   const a = gather(g, t.lora.a, slotIds); // [B, in, R]
   const b = gather(g, t.lora.b, slotIds); // [B, R, out]
   return add(g, y, matMul(g, matMul(g, x, a), b));
+}
+
+/**
+ * ((x·A_cat) ⊙ mask)·B_cat: every resident adapter's A and B are read once per step by two plain GEMMs
+ * (no per-row copies of the stacks, which is what the gather layout pays), at the price of S·R columns
+ * whatever the rows' slots. x: [B, T, in], aCat: [in, S·R], mask: [B, 1, S·R], bCat: [S·R, out].
+ */
+export function denseLoraDelta(g: G, x: string, aCat: string, bCat: string, mask: string): string {
+  return matMul(g, mul(g, matMul(g, x, aCat), mask), bCat);
 }
 
 /** LlamaMLP: down(silu(gate(x)) * up(x)). */

@@ -4,7 +4,15 @@
 // rows left-padded to a common T, padding and unused cache positions removed by the additive mask.
 import type { LinearKind } from "../../src/contracts/base-model.ts";
 import { GraphBuilder } from "./graph-builder.ts";
-import { groupedAttention, groupMask, type LinearTensors, linear, rmsNorm, swiGlu } from "./layers.ts";
+import {
+  fusedRmsNorm,
+  groupedAttention,
+  groupMask,
+  type LinearTensors,
+  linear,
+  rmsNorm,
+  swiGlu,
+} from "./layers.ts";
 import { add, concat, gather, gemm, reshape, SLICE_END, slice, unsqueeze } from "./ops.ts";
 
 export { LINEAR_KINDS as LINEAR_NAMES } from "../../src/contracts/base-model.ts";
@@ -47,6 +55,11 @@ export interface DecoderOptions {
    * between steps (WebGPU: fed back as the next past without a host round trip). Costs a cache copy per step.
    */
   presentOutputs: boolean;
+  /**
+   * RMSNorm as one fused node (layers.ts `fusedRmsNorm`) instead of primitive ops: fewer dispatches, which
+   * is what WebGPU pays for. Same math; default false.
+   */
+  fusedOps?: boolean;
 }
 
 export interface LoraLayout {
@@ -55,12 +68,20 @@ export interface LoraLayout {
   maxRank: number;
   /** The linears that get LoRA inputs. */
   modules: readonly LinearName[];
+  /**
+   * How rows reach their adapter (layers.ts `LinearTensors`): "gather" (default) copies each row's A and B
+   * out of per-slot stacks; "dense" multiplies by all slots' concatenated stacks and masks other slots out.
+   */
+  path?: LoraPath;
 }
+
+export type LoraPath = "gather" | "dense";
 
 /** Graph input names, shared by the engine that feeds them. */
 export const io = {
   inputIds: "input_ids",
   slotIds: "slot_ids",
+  slotMask: "slot_mask",
   cos: "rope_cos",
   sin: "rope_sin",
   bias: "attn_bias",
@@ -111,6 +132,7 @@ function linearTensors(
   layer: number,
   m: LinearName,
   lora: LoraLayout | null,
+  slotMask: string | null,
 ): LinearTensors {
   const name = moduleName(layer, m);
   const { inFeatures, outFeatures } = linearShape(spec, m);
@@ -121,6 +143,12 @@ function linearTensors(
     ? g.initializer(`${name}.bias`, "float32", [outFeatures], () => weights.get(`${name}.bias`))
     : undefined;
   if (!lora?.modules.includes(m)) return { weightT, bias };
+  if (slotMask) {
+    const columns = lora.maxSlots * lora.maxRank;
+    const a = g.input(io.loraA(layer, m), "float32", [inFeatures, columns]);
+    const b = g.input(io.loraB(layer, m), "float32", [columns, outFeatures]);
+    return { weightT, bias, lora: { a, b, mask: slotMask } };
+  }
   const a = g.input(io.loraA(layer, m), "float32", [lora.maxSlots + 1, inFeatures, lora.maxRank]);
   const b = g.input(io.loraB(layer, m), "float32", [lora.maxSlots + 1, lora.maxRank, outFeatures]);
   return { weightT, bias, lora: { a, b } };
@@ -141,13 +169,15 @@ function decoderLayer(
     sin: string;
     bias: string;
     slotIds: string | null;
+    slotMask: string | null;
     lora: LoraLayout | null;
     present: boolean;
+    norm: typeof rmsNorm;
   },
 ): string {
-  const t = (m: LinearName) => linearTensors(g, spec, weights, layer, m, inputs.lora);
+  const t = (m: LinearName) => linearTensors(g, spec, weights, layer, m, inputs.lora, inputs.slotMask);
   const prefix = `model.layers.${layer}`;
-  const x = rmsNorm(
+  const x = inputs.norm(
     g,
     hidden,
     norm(g, weights, `${prefix}.input_layernorm.weight`, spec.hiddenSize),
@@ -180,7 +210,7 @@ function decoderLayer(
   const post = norm(g, weights, `${prefix}.post_attention_layernorm.weight`, spec.hiddenSize);
   const mlp = swiGlu(
     g,
-    rmsNorm(g, afterAttn, post, spec.rmsNormEps),
+    inputs.norm(g, afterAttn, post, spec.rmsNormEps),
     { gate: t("gate_proj"), up: t("up_proj"), down: t("down_proj") },
     inputs.slotIds,
   );
@@ -195,7 +225,10 @@ export function buildLlamaDecoder(
   const lora = options.lora;
   const g = new GraphBuilder();
   const ids = g.input(io.inputIds, "int64", ["batch", "seq"]);
-  const slotIds = lora ? g.input(io.slotIds, "int64", ["batch"]) : null;
+  const dense = lora?.path === "dense";
+  const slotIds = lora && !dense ? g.input(io.slotIds, "int64", ["batch"]) : null;
+  const slotMask =
+    lora && dense ? g.input(io.slotMask, "float32", ["batch", 1, lora.maxSlots * lora.maxRank]) : null;
   const cosIn = g.input(io.cos, "float32", ["batch", "seq", spec.headDim]);
   const sinIn = g.input(io.sin, "float32", ["batch", "seq", spec.headDim]);
   const biasIn = g.input(io.bias, "float32", ["batch", "seq", "capacity_plus_seq"]);
@@ -204,8 +237,10 @@ export function buildLlamaDecoder(
     sin: unsqueeze(g, sinIn, [2]),
     bias: groupMask(g, biasIn, spec.numHeads / spec.numKvHeads), // [B, 1, G·T, C + T]
     slotIds,
+    slotMask,
     lora,
     present: options.presentOutputs,
+    norm: options.fusedOps ? fusedRmsNorm : rmsNorm,
   };
   const embedName = "model.embed_tokens.weight";
   const embed = g.initializer(embedName, "float32", [spec.vocabSize, spec.hiddenSize], () =>
@@ -217,7 +252,12 @@ export function buildLlamaDecoder(
   }
   // Only each row's last position is projected: rows are left-padded, so that is position T-1.
   const last = reshape(g, slice(g, hidden, [-1], [SLICE_END], [1]), [0, -1]); // [B, hidden]
-  const normed = rmsNorm(g, last, norm(g, weights, "model.norm.weight", spec.hiddenSize), spec.rmsNormEps);
+  const normed = inputs.norm(
+    g,
+    last,
+    norm(g, weights, "model.norm.weight", spec.hiddenSize),
+    spec.rmsNormEps,
+  );
   const head = spec.tieWordEmbeddings
     ? embed
     : g.initializer("lm_head.weight", "float32", [spec.vocabSize, spec.hiddenSize], () =>

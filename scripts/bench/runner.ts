@@ -1,17 +1,20 @@
 // `npm run bench:runner -- [--shape cpu|h200] [--device cpu|webgpu] [--backend native|wasm] [--threads N]`
 // Generated tokens/s of the multi-LoRA engine, in one process, for base-only, one-adapter and mixed batches
-// (every row a different adapter), beside a no-LoRA graph and a merge-and-swap baseline. Prints a table;
-// `--write FILE` also puts it into that markdown file between this shape's markers.
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+// (every row a different adapter) on each LoRA path (dense, gather), beside a no-LoRA graph and a
+// merge-and-swap baseline. Prints a table; `--write FILE` also puts it into that markdown file between this
+// configuration's markers.
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineCommand, runMain } from "citty";
 import { createEngineFromModel } from "../../gpu-runner/engine/engine.ts";
-import type { Backend, Device, Engine } from "../../gpu-runner/engine/types.ts";
+import type { AdapterWeights, Backend, Device, Engine } from "../../gpu-runner/engine/types.ts";
 import { type HfModel, loadHfModel } from "../../gpu-runner/model/hf-model.ts";
 import { readPeftDir } from "../../gpu-runner/model/peft-dir.ts";
+import type { LoraPath } from "../../gpu-runner/onnx/llama-decoder.ts";
 import { formatProfile, summariseProfile } from "./ort-profile.ts";
-import { generate, mergeAndSwap, type RunTiming, type Workload } from "./runner-scenarios.ts";
+import { measureAll, type Row, type Scenario, table, writeSection } from "./runner-report.ts";
+import { generate, mergeAndSwap, type Workload } from "./runner-scenarios.ts";
 import { type SyntheticModelOptions, writeSyntheticAdapter, writeSyntheticModel } from "./synthetic-model.ts";
 
 const SHAPES: Record<string, Omit<SyntheticModelOptions, "seed">> = {
@@ -57,79 +60,19 @@ function ensureModel(dir: string, shape: SyntheticModelOptions, adapters: number
   }
 }
 
-interface Row {
-  name: string;
-  tps: number;
-  detail: string;
+interface EngineChoice {
+  device: Device;
+  backend: Backend;
+  threads: number;
+  hostFeeds: boolean;
+  maxSlots: number;
+  loraPath: LoraPath;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-}
-
-interface Scenario {
-  name: string;
-  run: () => Promise<RunTiming>;
-}
-
-/**
- * Warms every scenario up, then runs them round-robin `repeats` times, so that load from other processes
- * (a shared machine) falls on all of them alike; reports each one's median.
- */
-async function measureAll(scenarios: Scenario[], repeats: number): Promise<Row[]> {
-  const timings: RunTiming[][] = scenarios.map(() => []);
-  for (const s of scenarios) {
-    const t = await s.run();
-    console.log(
-      `  ${s.name}, warm-up: ${(t.tokens / t.seconds).toFixed(1)} tokens/s, prefill ${t.prefillMs.toFixed(0)} ms`,
-    );
-  }
-  for (let i = 0; i < repeats; i++) {
-    for (const [k, s] of scenarios.entries()) {
-      const t = await s.run();
-      timings[k]?.push(t);
-      console.log(`  ${s.name}, run ${i + 1}: ${(t.tokens / t.seconds).toFixed(1)} tokens/s`);
-    }
-  }
-  return scenarios.map((s, k) => {
-    const t = timings[k] as RunTiming[];
-    const tps = median(t.map((x) => x.tokens / x.seconds));
-    const detail = `prefill ${median(t.map((x) => x.prefillMs)).toFixed(0)} ms, decode step ${median(t.map((x) => x.decodeStepMs)).toFixed(1)} ms`;
-    console.log(`${s.name}: ${tps.toFixed(1)} tokens/s, ${detail}`);
-    return { name: s.name, tps, detail };
-  });
-}
-
-function table(rows: Row[], base: number): string {
-  const lines = ["| scenario | tokens/s | × base (no-LoRA graph) | detail |", "| --- | ---: | ---: | --- |"];
-  for (const r of rows)
-    lines.push(`| ${r.name} | ${r.tps.toFixed(1)} | ${(r.tps / base).toFixed(2)} | ${r.detail} |`);
-  return lines.join("\n");
-}
-
-function writeSection(file: string, marker: string, body: string): void {
-  const [open, close] = [`<!-- ${marker}:start -->`, `<!-- ${marker}:end -->`];
-  const text = existsSync(file) ? readFileSync(file, "utf8") : "";
-  const section = `${open}\n${body}\n${close}`;
-  const at = text.indexOf(open);
-  const next =
-    at >= 0
-      ? text.slice(0, at) + section + text.slice(text.indexOf(close) + close.length)
-      : `${text}\n${section}\n`;
-  writeFileSync(file, next);
-}
-
-async function profileMixed(
-  model: HfModel,
-  o: { device: Device; backend: Backend; threads: number; hostFeeds: boolean },
-  adapters: number,
-  w: Workload,
-): Promise<string> {
+async function profileMixed(model: HfModel, o: EngineChoice, adapters: number, w: Workload): Promise<string> {
   const prefix = join(tmpdir(), `lora-edge-profile-${process.pid}`);
   const engine = await createEngineFromModel(model, {
     ...o,
-    maxSlots: adapters,
     maxRank: 16,
     loraModules: LORA_MODULES,
     profile: prefix,
@@ -165,6 +108,12 @@ const command = defineCommand({
     backend: { type: "string", default: "native" },
     threads: { type: "string", default: "2" },
     batch: { type: "string", description: "rows per batch (default 8 on cpu, 32 on h200)" },
+    slots: { type: "string", description: "adapter slots of the multi-LoRA engines (default: batch)" },
+    loraPath: {
+      type: "string",
+      default: "both",
+      description: "dense, gather or both (each path its own engine, measured side by side)",
+    },
     prompt: { type: "string", default: "64" },
     new: { type: "string", default: "32" },
     repeats: { type: "string", default: "3" },
@@ -189,6 +138,7 @@ const command = defineCommand({
     const shape = SHAPES[args.shape];
     if (!shape)
       throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(", ")}; got "${args.shape}"`);
+    const paths = parsePaths(args.loraPath);
     const device = args.device as Device;
     const backend = args.backend as Backend;
     const threads = Number(args.threads);
@@ -197,6 +147,9 @@ const command = defineCommand({
       promptTokens: Number(args.prompt),
       newTokens: Number(args.new),
     };
+    const maxSlots = Number(args.slots ?? w.batch);
+    if (!Number.isInteger(maxSlots) || maxSlots < w.batch)
+      throw new Error(`--slots must be an integer >= batch (${w.batch}); got "${args.slots}"`);
     const loadBefore = loadavg()[0]?.toFixed(2);
     const dir = args.modelDir ?? join(".data", "bench", args.shape);
     ensureModel(dir, { ...shape, seed: 7 }, w.batch);
@@ -205,63 +158,113 @@ const command = defineCommand({
       readPeftDir(join(dir, "adapters", `a${k}`), model.spec),
     );
     const o = { device, backend, threads, hostFeeds: args.hostFeeds };
-    const repeats = Number(args.repeats);
     const plain = await createEngineFromModel(model, { ...o, maxSlots: 0, maxRank: 1 });
-    const loadStart = performance.now();
-    const engine: Engine = await createEngineFromModel(model, {
-      ...o,
-      maxSlots: w.batch,
-      maxRank: 16,
-      loraModules: LORA_MODULES,
-    });
-    const loadMs = performance.now() - loadStart;
-    const slotStart = performance.now();
-    for (const [k, a] of adapters.entries()) engine.setSlot(k + 1, a);
-    const slotMs = (performance.now() - slotStart) / adapters.length;
-    const mixedSlots = Array.from({ length: w.batch }, (_, i) => i + 1);
-    const rows = await measureAll(
-      [
-        { name: "base, no-LoRA graph", run: () => generate(plain, Array(w.batch).fill(0), w) },
-        { name: "base (slot 0), multi-LoRA graph", run: () => generate(engine, Array(w.batch).fill(0), w) },
-        { name: "one adapter", run: () => generate(engine, Array(w.batch).fill(1), w) },
-        { name: `mixed (${w.batch} adapters, one per row)`, run: () => generate(engine, mixedSlots, w) },
-      ],
-      repeats,
-    );
-    await plain.dispose();
-    await engine.dispose();
-    if (!args.skipSwap) {
-      const r = await mergeAndSwap(model, adapters, w, o);
-      const row = {
-        name: `merge-and-swap (${w.batch} adapters, one at a time)`,
-        tps: r.tokens / r.seconds,
-        detail: `merge + session build ${r.swapMs.toFixed(0)} ms per adapter`,
-      };
-      console.log(`${row.name}: ${row.tps.toFixed(1)} tokens/s, ${row.detail}`);
-      rows.push(row);
-    }
-    const base = (rows[0] as Row).tps;
-    const mixed = (rows[3] as Row).tps;
-    const profile = args.profile || mixed < 0.9 * base ? await profileMixed(model, o, w.batch, w) : null;
-    model.weights.close();
-    const cpu = cpus()[0]?.model ?? "unknown CPU";
-    const header = [
-      `### ${args.shape} shape on ${device}/${backend}${device === "cpu" ? `, ${threads} thread(s)` : ""}`,
-      "",
-      `Command: \`npm run bench:runner -- ${process.argv.slice(2).join(" ")}\``,
-      `Machine: ${cpu} (${cpus().length} logical CPUs visible); node ${process.version}; ${new Date().toISOString().slice(0, 10)}; load average before the run ${loadBefore}`,
-      `Workload: batch ${w.batch} × ${w.promptTokens}-token prompts, ${w.newTokens} new tokens per row (greedy), median of ${repeats} runs after a warm-up; tokens/s counts generated tokens over wall time including prefill.`,
-      `Engine build ${loadMs.toFixed(0)} ms; writing one adapter into a slot ${slotMs.toFixed(1)} ms.`,
-      "",
+    const scenarios: Scenario[] = [
+      { name: "base, no-LoRA graph", run: () => generate(plain, Array(w.batch).fill(0), w) },
     ];
+    const engines: Engine[] = [plain];
+    const builds: string[] = [];
+    for (const loraPath of paths) {
+      const loadStart = performance.now();
+      const engine = await createEngineFromModel(model, {
+        ...o,
+        maxSlots,
+        maxRank: 16,
+        loraModules: LORA_MODULES,
+        loraPath,
+      });
+      const loadMs = performance.now() - loadStart;
+      const slotStart = performance.now();
+      for (const [k, a] of adapters.entries()) engine.setSlot(k + 1, a);
+      const slotMs = (performance.now() - slotStart) / adapters.length;
+      builds.push(
+        `${loraPath}: engine build ${loadMs.toFixed(0)} ms, writing one adapter ${slotMs.toFixed(1)} ms`,
+      );
+      engines.push(engine);
+      scenarios.push(...loraScenarios(engine, loraPath, w));
+    }
+    const rows = await measureAll(scenarios, Number(args.repeats));
+    for (const e of engines) await e.dispose();
+    if (!args.skipSwap) rows.push(await swapRow(model, adapters, w, o));
+    const base = (rows[0] as Row).tps;
+    const best = Math.max(...rows.filter((r) => r.name.startsWith("mixed")).map((r) => r.tps));
+    const profilePath = paths.includes("dense") ? "dense" : "gather";
+    const profile =
+      args.profile || best < 0.9 * base
+        ? await profileMixed(model, { ...o, maxSlots, loraPath: profilePath }, w.batch, w)
+        : null;
+    model.weights.close();
     const body = [
-      ...header,
+      ...header(args, { device, backend, threads, w, maxSlots, loadBefore, builds }),
       table(rows, base),
-      ...(profile ? ["", "Per-op profile of the mixed batch (ORT kernel time):", "", profile] : []),
+      ...(profile
+        ? ["", `Per-op profile of the mixed batch, ${profilePath} path (ORT kernel time):`, "", profile]
+        : []),
     ].join("\n");
     console.log(`\n${body}`);
-    if (args.write) writeSection(args.write, `bench:runner:${args.shape}:${device}:${backend}`, body);
+    const suffix = maxSlots === w.batch ? "" : `:slots${maxSlots}`;
+    if (args.write)
+      writeSection(args.write, `bench:runner:${args.shape}:${device}:${backend}${suffix}`, body);
   },
 });
+
+function parsePaths(value: string): LoraPath[] {
+  if (value === "both") return ["dense", "gather"];
+  if (value === "dense" || value === "gather") return [value];
+  throw new Error(`--loraPath must be dense, gather or both; got "${value}"`);
+}
+
+function loraScenarios(engine: Engine, path: LoraPath, w: Workload): Scenario[] {
+  const mixedSlots = Array.from({ length: w.batch }, (_, i) => i + 1);
+  return [
+    { name: `base (slot 0), ${path} path`, run: () => generate(engine, Array(w.batch).fill(0), w) },
+    { name: `one adapter, ${path} path`, run: () => generate(engine, Array(w.batch).fill(1), w) },
+    {
+      name: `mixed (${w.batch} adapters, one per row), ${path} path`,
+      run: () => generate(engine, mixedSlots, w),
+    },
+  ];
+}
+
+async function swapRow(
+  model: HfModel,
+  adapters: AdapterWeights[],
+  w: Workload,
+  o: { device: Device; backend: Backend; threads: number; hostFeeds: boolean },
+): Promise<Row> {
+  const r = await mergeAndSwap(model, adapters, w, o);
+  const row = {
+    name: `merge-and-swap (${w.batch} adapters, one at a time)`,
+    tps: r.tokens / r.seconds,
+    detail: `merge + session build ${r.swapMs.toFixed(0)} ms per adapter`,
+  };
+  console.log(`${row.name}: ${row.tps.toFixed(1)} tokens/s, ${row.detail}`);
+  return row;
+}
+
+function header(
+  args: { shape: string; repeats: string },
+  c: {
+    device: Device;
+    backend: Backend;
+    threads: number;
+    w: Workload;
+    maxSlots: number;
+    loadBefore: string | undefined;
+    builds: string[];
+  },
+): string[] {
+  const cpu = cpus()[0]?.model ?? "unknown CPU";
+  const threads = c.device === "cpu" ? `, ${c.threads} thread(s)` : "";
+  return [
+    `### ${args.shape} shape on ${c.device}/${c.backend}${threads}, ${c.maxSlots} slots of rank 16`,
+    "",
+    `Command: \`npm run bench:runner -- ${process.argv.slice(2).join(" ")}\``,
+    `Machine: ${cpu} (${cpus().length} logical CPUs visible); node ${process.version}; ${new Date().toISOString().slice(0, 10)}; load average before the run ${c.loadBefore}`,
+    `Workload: batch ${c.w.batch} × ${c.w.promptTokens}-token prompts, ${c.w.newTokens} new tokens per row (greedy), median of ${args.repeats} runs after a warm-up; tokens/s counts generated tokens over wall time including prefill.`,
+    `${c.builds.join("; ")}.`,
+    "",
+  ];
+}
 
 await runMain(command);

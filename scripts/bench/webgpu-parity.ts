@@ -8,6 +8,7 @@ import { createEngine } from "../../gpu-runner/engine/engine.ts";
 import type { Backend, Device, Engine } from "../../gpu-runner/engine/types.ts";
 import { loadHfModel } from "../../gpu-runner/model/hf-model.ts";
 import { readPeftDir } from "../../gpu-runner/model/peft-dir.ts";
+import type { LoraPath } from "../../gpu-runner/onnx/llama-decoder.ts";
 
 const ADAPTERS = ["qv", "all7", "patterns"];
 
@@ -80,44 +81,48 @@ const command = defineCommand({
     backend: { type: "string", default: "native" },
     fixtures: { type: "string", default: "test/fixtures/hf" },
     tolerance: { type: "string", default: "1e-3" },
+    loraPath: { type: "string", default: "both", description: "dense, gather or both" },
   },
   async run({ args }) {
     let failed = false;
-    for (const model of ["tiny-llama", "tiny-llama3", "tiny-qwen2"]) {
-      const dir = join(args.fixtures, model);
-      const expected = JSON.parse(readFileSync(join(dir, "expected.json"), "utf8")) as {
-        cases: Case[];
-        mixed_batch: Case[];
-      };
-      const engine = await createEngine({
-        modelDir: dir,
-        device: args.device as Device,
-        backend: args.backend as Backend,
-        maxSlots: 3,
-        maxRank: 8,
-      });
-      const { spec, weights } = await loadHfModel(dir);
-      weights.close();
-      for (const [i, name] of ADAPTERS.entries())
-        engine.setSlot(i + 1, readPeftDir(join(dir, "adapters", name), spec));
-      let worst = 0;
-      let greedyOk = 0;
-      for (const c of expected.cases) {
-        const r = await check(engine, c);
-        worst = Math.max(worst, r.error);
-        if (r.greedyOk) greedyOk += 1;
+    const paths = args.loraPath === "both" ? ["dense", "gather"] : [args.loraPath];
+    for (const loraPath of paths)
+      for (const model of ["tiny-llama", "tiny-llama3", "tiny-qwen2"]) {
+        const dir = join(args.fixtures, model);
+        const expected = JSON.parse(readFileSync(join(dir, "expected.json"), "utf8")) as {
+          cases: Case[];
+          mixed_batch: Case[];
+        };
+        const engine = await createEngine({
+          modelDir: dir,
+          device: args.device as Device,
+          backend: args.backend as Backend,
+          maxSlots: 3,
+          maxRank: 8,
+          loraPath: loraPath as LoraPath,
+        });
+        const { spec, weights } = await loadHfModel(dir);
+        weights.close();
+        for (const [i, name] of ADAPTERS.entries())
+          engine.setSlot(i + 1, readPeftDir(join(dir, "adapters", name), spec));
+        let worst = 0;
+        let greedyOk = 0;
+        for (const c of expected.cases) {
+          const r = await check(engine, c);
+          worst = Math.max(worst, r.error);
+          if (r.greedyOk) greedyOk += 1;
+        }
+        const mixed = await checkMixed(engine, expected.mixed_batch);
+        await engine.dispose();
+        const ok = worst < Number(args.tolerance) && greedyOk === expected.cases.length && mixed.ok;
+        console.log(
+          `     mixed batch of ${expected.mixed_batch.length}: max relative error ${mixed.error.toExponential(2)}, greedy ${mixed.ok ? "equal" : "DIFFERENT"}`,
+        );
+        failed ||= !ok;
+        console.log(
+          `${ok ? "ok  " : "FAIL"} ${model} on ${args.device}/${args.backend}, ${loraPath} LoRA path: max relative logit error ${worst.toExponential(2)}, greedy ${greedyOk}/${expected.cases.length} cases equal`,
+        );
       }
-      const mixed = await checkMixed(engine, expected.mixed_batch);
-      await engine.dispose();
-      const ok = worst < Number(args.tolerance) && greedyOk === expected.cases.length && mixed.ok;
-      console.log(
-        `     mixed batch of ${expected.mixed_batch.length}: max relative error ${mixed.error.toExponential(2)}, greedy ${mixed.ok ? "equal" : "DIFFERENT"}`,
-      );
-      failed ||= !ok;
-      console.log(
-        `${ok ? "ok  " : "FAIL"} ${model} on ${args.device}/${args.backend}: max relative logit error ${worst.toExponential(2)}, greedy ${greedyOk}/${expected.cases.length} cases equal`,
-      );
-    }
     if (failed) process.exitCode = 1;
   },
 });
