@@ -1,10 +1,12 @@
 // `npm start`: the whole pipeline on one machine, no GPU, no network. Creates the demo model when missing,
-// applies D1 migrations, starts the runner(s) and the edge (`wrangler dev`, D1 and R2 persisted under the
-// data folder), bootstraps the operator token and a demo tenant, registers the base model, publishes the
-// adapters found beside the model, and prints examples. A second start reuses all of it; Ctrl-C stops
-// every process it started.
+// trains the demo adapters on its warmed base on first start (scripts/demo-data/dev-demo.ts), applies D1
+// migrations, starts the runner(s) and the edge (`wrangler dev`, D1 and R2 persisted under the data folder),
+// bootstraps the operator token and a demo tenant, registers the base model, publishes the adapters found
+// beside the model and the demo's, starts the demo experiment, and prints examples. A second start reuses
+// all of it; Ctrl-C stops every process it started.
 import { join, resolve } from "node:path";
 import { type ArgsDef, defineCommand, type ParsedArgs, runMain } from "citty";
+import { prepareDemo, publishDemo } from "./demo-data/dev-demo.ts";
 import { examples } from "./lib/dev-examples.ts";
 import {
   adapterSourcesIn,
@@ -32,6 +34,11 @@ const ARGS = {
     type: "string",
     default: "2",
     description: "demo adapters to make with a new demo model",
+  },
+  "train-demo": {
+    type: "boolean",
+    default: true,
+    description: "with the demo model: train the demo adapters on first start, serve their warmed base",
   },
   runners: { type: "string", default: "1", description: "runner processes to start" },
   port: { type: "string", default: "8787", description: "edge port" },
@@ -77,13 +84,16 @@ async function start(args: ParsedArgs<typeof ARGS>): Promise<void> {
   const demoAdapters = int("demo-adapters", args["demo-adapters"], 0, 64);
 
   if (await ensureDemoModel(modelDir, demoAdapters)) console.log(`made the demo model in ${modelDir}`);
+  // The demo adapters are trained against the warmed base (see the README's Training section): serve it.
+  const demo = args.model === undefined && args["train-demo"] ? await prepareDemo(data, modelDir) : null;
+  const servedDir = demo?.base ?? modelDir;
   const { credentials, created } = await loadCredentials(data);
   const persistTo = join(data, "state");
   await applyMigrations(persistTo);
   const runners = await Promise.all(
     Array.from({ length: runnerCount }, (_, i) =>
       startRunner({
-        model: modelDir,
+        model: servedDir,
         port: firstRunnerPort + i,
         token: credentials.runnerToken,
         echo: !args.quiet,
@@ -102,7 +112,7 @@ async function start(args: ParsedArgs<typeof ARGS>): Promise<void> {
   watch(edge);
 
   const admin = new EdgeAdmin(edge.url);
-  const base = await admin.registerBase(credentials.adminToken, modelDir);
+  const base = await admin.registerBase(credentials.adminToken, servedDir);
   const newKey = credentials.tenantKey === null || !(await admin.keyWorks(credentials.tenantKey));
   if (newKey) {
     credentials.tenantKey = await admin.tenantKey(credentials.adminToken, credentials.tenant);
@@ -114,6 +124,8 @@ async function start(args: ParsedArgs<typeof ARGS>): Promise<void> {
     base,
     await adapterSourcesIn(adaptersDir),
   );
+  const demoRelease = demo ? await publishDemo(edge.url, credentials.tenantKey as string, base, demo) : null;
+  published.push(...(demoRelease?.published ?? []));
   console.log(
     examples({
       edgeUrl: edge.url,
@@ -125,6 +137,7 @@ async function start(args: ParsedArgs<typeof ARGS>): Promise<void> {
       showSecrets: created || newKey,
     }),
   );
+  for (const line of demoRelease?.lines ?? []) console.log(line);
 }
 
 const command = defineCommand({

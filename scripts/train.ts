@@ -1,12 +1,13 @@
-// `npm run train -- --base <model dir> --data <jsonl> --out <dir> [--publish --name <name>]`: trains a LoRA
-// adapter on the runner's own graphs, evaluates it against the champion (the base model, or --champion),
-// and writes a PEFT directory with a model card. `--publish` hands the directory to publish-adapter.
-import { spawnSync } from "node:child_process";
+// `npm run train -- --base <model dir> --data <jsonl> --out <dir> [--publish --name <name> [--canary 10]]`:
+// trains a LoRA adapter on the runner's own graphs, evaluates it against the champion (the base model, or
+// --champion), and writes a PEFT directory with a model card. `--publish` publishes it with publish-adapter's
+// client and checks, the evaluation as manifest metrics; `--canary` puts a share of a route's traffic on it.
 import { defineCommand, runMain } from "citty";
 import { AppError } from "../src/errors.ts";
+import { EdgeError } from "./lib/edge-client.ts";
+import { releaseTrained, releaseTarget } from "./train/release.ts";
 import { runTraining } from "./train/pipeline.ts";
 import { createProgress } from "./train/progress.ts";
-import type { TrainReport } from "./train/report.ts";
 import { parseSettings, type TrainSettings } from "./train/settings.ts";
 
 const str = (description: string) => ({ type: "string" as const, description });
@@ -37,6 +38,7 @@ const command = defineCommand({
     maxGradNorm: str("clip the global gradient norm (default 1; 0 = off)"),
     seed: str("seed for init, shuffling, split and dropout (default 0)"),
     threads: str("CPU threads (default 2)"),
+    maxSessions: str("graph sessions kept open, one per padded length (default 3; each holds the base)"),
     allTokens: flag("count prompt tokens in the loss too"),
     maxTokens: str("longest row in tokens (default 1024)"),
     checkpointEvery: str("write a checkpoint every N steps (default: none)"),
@@ -45,15 +47,22 @@ const command = defineCommand({
     champion: str("PEFT adapter to compare against (default: the base model)"),
     skipBadRows: flag("train without bad rows instead of failing (they are still reported)"),
     json: flag("JSON lines even on a terminal"),
-    publish: flag("publish the result with publish-adapter (needs --name, EDGE_URL, EDGE_TOKEN)"),
+    publish: flag("publish the result (needs --name, and --endpoint/--token or EDGE_URL/EDGE_TOKEN)"),
     name: str("adapter name in the registry"),
     baseId: str("base model id at the edge (default: the base directory's name)"),
     alias: str("alias to move to the new version on publish"),
+    canary: str("with --publish: percent of the route's traffic on the new version (e.g. 10)"),
+    route: str("the canary's route (default: <name>-canary)"),
+    endpoint: str("edge URL (or EDGE_URL)"),
+    token: str("API key with scope publish (or EDGE_TOKEN)"),
   },
   async run({ args }) {
     let settings: TrainSettings;
+    let target: ReturnType<typeof releaseTarget>;
     try {
       settings = parseSettings(args as Record<string, unknown>);
+      // Before training, so a missing endpoint does not cost a whole run.
+      target = releaseTarget(settings, process.env);
     } catch (error) {
       fail(error);
     }
@@ -62,7 +71,7 @@ const command = defineCommand({
       const report = await runTraining(settings, sink);
       sink.stop();
       sink.event("done", { out: settings.out, adapter: report.adapter, champion: report.champion });
-      if (settings.publish) publish(settings, report.baseModel, summary(report));
+      if (target) await releaseTrained(settings, report, target, sink);
     } catch (error) {
       sink.stop();
       fail(error);
@@ -70,25 +79,9 @@ const command = defineCommand({
   },
 });
 
-/** The evaluation in one line, stored with the published version (the model card has the full table). */
-function summary(r: TrainReport): string {
-  const f = (e: TrainReport["adapter"]) =>
-    `loss ${e.loss.toFixed(4)}, exact match ${e.exactMatch === null ? "n/a" : e.exactMatch.toFixed(3)}`;
-  return `trained by npm run train: held-out ${f(r.adapter)}; champion (${r.champion.label}) ${f(r.champion)}`;
-}
-
-function publish(s: TrainSettings, baseId: string, description: string): void {
-  const args = ["scripts/publish-adapter.ts", s.out, "--name", s.name as string, "--base", baseId];
-  args.push("--description", description);
-  if (s.alias) args.push("--alias", s.alias);
-  const result = spawnSync(process.execPath, args, { stdio: "inherit" });
-  if (result.status !== 0)
-    fail(new AppError("upstream_error", `publish-adapter exited with ${result.status}`));
-}
-
 function fail(error: unknown): never {
   console.error(`error: ${(error as Error).message ?? String(error)}`);
-  const details = error instanceof AppError ? error.details : [];
+  const details = error instanceof AppError || error instanceof EdgeError ? error.details : [];
   for (const d of details.length > 1 ? details.slice(0, 20) : []) console.error(`  - ${d}`);
   process.exit(1);
 }

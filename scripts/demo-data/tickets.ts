@@ -75,7 +75,7 @@ const REPLIES: Record<Category, string> = {
 
 // Short on purpose: every prompt token is paid for on each training step of the two-minute demo.
 export const SYSTEM_CLASSIFY = "Category?";
-export const SYSTEM_REPLY = "You are Nimbus Support. Reply to the customer kindly and briefly.";
+export const SYSTEM_REPLY = "Reply as Nimbus Support.";
 
 export interface Ticket {
   category: Category;
@@ -118,7 +118,7 @@ export function classifyRow(t: Ticket): Record<string, unknown> {
 }
 
 export function replyRow(t: Ticket): Record<string, unknown> {
-  const reply = `Hi ${t.name}, thanks for reaching out to Nimbus! ${REPLIES[t.category]} Warm wishes, the Nimbus team.`;
+  const reply = `Hi ${t.name}, thanks for writing to Nimbus! ${REPLIES[t.category]} Warm wishes, Nimbus.`;
   return {
     messages: [
       { role: "system", content: SYSTEM_REPLY },

@@ -61,6 +61,8 @@ export async function warmUpBase(
     threads: o.threads,
     dropout: 0,
     seed: o.seed,
+    // The corpus lines spread over many padded lengths: with the default 3 sessions most steps rebuild one.
+    maxSessions: 12,
   });
   try {
     const history = await trainLoop(trainer, rows, {

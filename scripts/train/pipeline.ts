@@ -153,6 +153,7 @@ export async function runTraining(s: TrainSettings, sink: ProgressSink): Promise
       threads: s.threads,
       dropout: s.dropout,
       seed: s.seed,
+      maxSessions: s.maxSessions,
     },
     resumed?.opt,
   );

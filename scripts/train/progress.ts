@@ -8,8 +8,13 @@ export interface ProgressSink {
   stop(): void;
 }
 
+/** JSON lines when asked, or when nobody watches stderr. */
+export function wantsJson(json: boolean): boolean {
+  return json || !process.stderr.isTTY;
+}
+
 export function createProgress(json: boolean): ProgressSink {
-  if (json || !process.stderr.isTTY) {
+  if (wantsJson(json)) {
     const line = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`);
     return {
       step: (p) =>
