@@ -45,7 +45,12 @@ export interface UploadOptions {
   onProgress?: (bytesSent: number) => void;
 }
 
-async function parse<S extends z.ZodType>(res: Response, schema: S, what: string): Promise<z.output<S>> {
+/** Reads an edge answer: parsed with `schema` on success, the edge's own message as an EdgeError otherwise. */
+export async function parseEdgeAnswer<S extends z.ZodType>(
+  res: Response,
+  schema: S,
+  what: string,
+): Promise<z.output<S>> {
   const text = await res.text();
   let body: unknown;
   try {
@@ -116,11 +121,11 @@ export function createEdgeClient(options: EdgeClientOptions) {
       body: file.pipeThrough(counting(o.onProgress)),
       duplex: "half",
     });
-    return await parse(res, UploadResponseSchema, "upload");
+    return await parseEdgeAnswer(res, UploadResponseSchema, "upload");
   }
 
   async function uploadMultipart(o: UploadOptions): Promise<UploadResponse> {
-    const created = await parse(
+    const created = await parseEdgeAnswer(
       await postJson("/admin/uploads/multipart", { sha256: o.sha256 }),
       CreateMultipartResponseSchema,
       "multipart create",
@@ -138,7 +143,7 @@ export function createEdgeClient(options: EdgeClientOptions) {
           headers: { "content-type": "application/octet-stream" },
           body: chunk,
         });
-        parts.push(await parse(res, UploadedPartSchema, `part ${n}`));
+        parts.push(await parseEdgeAnswer(res, UploadedPartSchema, `part ${n}`));
         o.onProgress?.(offset + chunk.length);
       }
     } catch (error) {
@@ -151,12 +156,12 @@ export function createEdgeClient(options: EdgeClientOptions) {
       uploadId: created.uploadId,
       parts,
     });
-    return await parse(done, UploadResponseSchema, "multipart complete");
+    return await parseEdgeAnswer(done, UploadResponseSchema, "multipart complete");
   }
 
   return {
     async baseModel(id: string): Promise<BaseModelResponse> {
-      return await parse(
+      return await parseEdgeAnswer(
         await request(`/admin/base-models/${id}`, { method: "GET" }),
         BaseModelResponseSchema,
         "base model",
@@ -166,7 +171,7 @@ export function createEdgeClient(options: EdgeClientOptions) {
       return o.sizeBytes > o.multipartThreshold ? uploadMultipart(o) : uploadSingle(o);
     },
     async publish(name: string, body: PublishVersionRequest): Promise<VersionResponse> {
-      return await parse(
+      return await parseEdgeAnswer(
         await postJson(`/admin/adapters/${name}/versions`, body),
         VersionResponseSchema,
         "publish",

@@ -9,8 +9,7 @@ import {
   type Route,
   RouteSchema,
 } from "../../src/contracts/experiments.ts";
-import { ErrorEnvelopeSchema } from "../../src/contracts/openai.ts";
-import { EdgeError, type EdgeClientOptions } from "./edge-client.ts";
+import { EdgeError, type EdgeClientOptions, parseEdgeAnswer } from "./edge-client.ts";
 
 const PromotedSchema = z.strictObject({
   route: RouteSchema,
@@ -21,30 +20,6 @@ const PromotedSchema = z.strictObject({
 });
 export type Promoted = z.infer<typeof PromotedSchema>;
 const RouteListSchema = z.strictObject({ object: z.literal("list"), data: z.array(RouteSchema) });
-
-async function parse<S extends z.ZodType>(res: Response, schema: S, what: string): Promise<z.output<S>> {
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new EdgeError(
-      res.status,
-      `${what}: the edge answered ${res.status} with non-JSON: ${text.slice(0, 200)}`,
-    );
-  }
-  if (!res.ok) {
-    const envelope = ErrorEnvelopeSchema.safeParse(body);
-    if (envelope.success)
-      throw new EdgeError(res.status, envelope.data.error.message, envelope.data.error.details);
-    throw new EdgeError(res.status, `${what}: the edge answered ${res.status}: ${text.slice(0, 200)}`);
-  }
-  const parsed = schema.safeParse(body);
-  if (!parsed.success) {
-    throw new EdgeError(res.status, `${what}: unexpected answer from the edge (${parsed.error.message})`);
-  }
-  return parsed.data;
-}
 
 export function createExperimentClient(options: EdgeClientOptions) {
   const base = options.endpoint.replace(/\/+$/, "");
@@ -66,16 +41,16 @@ export function createExperimentClient(options: EdgeClientOptions) {
   const route = (name: string) => `/admin/routes/${encodeURIComponent(name)}`;
   return {
     async create(request: z.input<typeof CreateRouteRequestSchema>): Promise<Route> {
-      return await parse(await send("POST", "/admin/routes", request), RouteSchema, "create");
+      return await parseEdgeAnswer(await send("POST", "/admin/routes", request), RouteSchema, "create");
     },
     async list(): Promise<Route[]> {
-      return (await parse(await send("GET", "/admin/routes"), RouteListSchema, "list")).data;
+      return (await parseEdgeAnswer(await send("GET", "/admin/routes"), RouteListSchema, "list")).data;
     },
     async show(name: string): Promise<Route> {
-      return await parse(await send("GET", route(name)), RouteSchema, "show");
+      return await parseEdgeAnswer(await send("GET", route(name)), RouteSchema, "show");
     },
     async results(name: string): Promise<Results> {
-      return await parse(await send("GET", `${route(name)}/results`), ResultsSchema, "results");
+      return await parseEdgeAnswer(await send("GET", `${route(name)}/results`), ResultsSchema, "results");
     },
     async setWeights(
       name: string,
@@ -83,21 +58,37 @@ export function createExperimentClient(options: EdgeClientOptions) {
       expectedVersion?: number,
     ): Promise<Route> {
       const body = { weights, ...(expectedVersion === undefined ? {} : { expectedVersion }) };
-      return await parse(await send("PUT", `${route(name)}/weights`, body), RouteSchema, "set-weights");
+      return await parseEdgeAnswer(
+        await send("PUT", `${route(name)}/weights`, body),
+        RouteSchema,
+        "set-weights",
+      );
     },
     async setStatus(name: string, status: "running" | "paused"): Promise<Route> {
-      return await parse(await send("POST", `${route(name)}/status`, { status }), RouteSchema, status);
+      return await parseEdgeAnswer(
+        await send("POST", `${route(name)}/status`, { status }),
+        RouteSchema,
+        status,
+      );
     },
     async stop(name: string): Promise<Route> {
-      return await parse(await send("POST", `${route(name)}/stop`), RouteSchema, "stop");
+      return await parseEdgeAnswer(await send("POST", `${route(name)}/stop`), RouteSchema, "stop");
     },
     async promote(name: string, variant: string, alias: string, expected?: number | null): Promise<Promoted> {
       const body = { variant, alias, ...(expected === undefined ? {} : { expected }) };
-      return await parse(await send("POST", `${route(name)}/promote`, body), PromotedSchema, "promote");
+      return await parseEdgeAnswer(
+        await send("POST", `${route(name)}/promote`, body),
+        PromotedSchema,
+        "promote",
+      );
     },
     async compare(models: string[], prompt: string, maxTokens: number) {
       const body = { models, messages: [{ role: "user", content: prompt }], max_tokens: maxTokens };
-      return await parse(await send("POST", "/admin/compare", body), CompareResponseSchema, "compare");
+      return await parseEdgeAnswer(
+        await send("POST", "/admin/compare", body),
+        CompareResponseSchema,
+        "compare",
+      );
     },
   };
 }

@@ -1,34 +1,10 @@
 // The two registry calls a canary needs beside publishing: an adapter's aliases (to find the champion) and a
 // compare-and-set alias move. Answers are parsed; refusals become EdgeError with the edge's own message.
 import { z } from "zod";
-import { ErrorEnvelopeSchema } from "../../src/contracts/openai.ts";
-import { EdgeError, type EdgeClientOptions } from "../lib/edge-client.ts";
+import { EdgeError, type EdgeClientOptions, parseEdgeAnswer } from "../lib/edge-client.ts";
 
 const AdapterAliasesSchema = z.looseObject({ aliases: z.record(z.string(), z.number().int()) });
 const MovedSchema = z.looseObject({ alias: z.string(), version: z.number().int() });
-
-async function parse<S extends z.ZodType>(res: Response, schema: S, what: string): Promise<z.output<S>> {
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new EdgeError(
-      res.status,
-      `${what}: the edge answered ${res.status} with non-JSON: ${text.slice(0, 200)}`,
-    );
-  }
-  if (!res.ok) {
-    const envelope = ErrorEnvelopeSchema.safeParse(body);
-    if (envelope.success)
-      throw new EdgeError(res.status, envelope.data.error.message, envelope.data.error.details);
-    throw new EdgeError(res.status, `${what}: the edge answered ${res.status}: ${text.slice(0, 200)}`);
-  }
-  const parsed = schema.safeParse(body);
-  if (!parsed.success)
-    throw new EdgeError(res.status, `${what}: unexpected answer from the edge (${parsed.error.message})`);
-  return parsed.data;
-}
 
 export function createAliasClient(options: EdgeClientOptions) {
   const base = options.endpoint.replace(/\/+$/, "");
@@ -53,7 +29,7 @@ export function createAliasClient(options: EdgeClientOptions) {
         await res.body?.cancel();
         return {};
       }
-      return (await parse(res, AdapterAliasesSchema, `adapter ${name}`)).aliases;
+      return (await parseEdgeAnswer(res, AdapterAliasesSchema, `adapter ${name}`)).aliases;
     },
     /** Compare-and-set: `expected` is where the alias points now, or null for "must not exist yet". */
     async move(name: string, alias: string, version: number, expected: number | null): Promise<void> {
@@ -61,7 +37,7 @@ export function createAliasClient(options: EdgeClientOptions) {
         version,
         expected,
       });
-      await parse(res, MovedSchema, `alias ${name}@${alias}`);
+      await parseEdgeAnswer(res, MovedSchema, `alias ${name}@${alias}`);
     },
   };
 }
