@@ -20,7 +20,7 @@ import {
 } from "./openai-format.ts";
 import { startAll } from "./requests.ts";
 import { writeStreamError } from "./sse.ts";
-import { validate } from "./validate.ts";
+import { validate } from "../../src/http/validate.ts";
 
 function promptIds(deps: RunnerDeps, req: ChatCompletionRequest): number[] {
   const messages = req.messages.map((m) => ({ ...m, content: messageText(m) }));

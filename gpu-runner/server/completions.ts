@@ -17,7 +17,7 @@ import {
 } from "./openai-format.ts";
 import { completionPrompts, startAll } from "./requests.ts";
 import { writeStreamError } from "./sse.ts";
-import { validate } from "./validate.ts";
+import { validate } from "../../src/http/validate.ts";
 
 // OpenAI's documented default for the legacy endpoint
 const DEFAULT_MAX_TOKENS = 16;

@@ -7,7 +7,7 @@ import { AppError } from "../../../src/errors.ts";
 import { MoveAliasRequestSchema, PublishVersionRequestSchema, type VersionResponse } from "../api-schemas.ts";
 import type { EdgeEnv } from "../env.ts";
 import { scoped, tenantWith } from "../middleware/auth.ts";
-import { validate } from "../middleware/validate.ts";
+import { validate } from "../../../src/http/validate.ts";
 import { publishVersion } from "../services/publish.ts";
 import { BaseModelStore } from "../stores/base-model-store.ts";
 import { BlobStore } from "../stores/blob-store.ts";

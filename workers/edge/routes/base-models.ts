@@ -7,7 +7,7 @@ import { AppError } from "../../../src/errors.ts";
 import { BaseModelIdSchema, type BaseModelResponse } from "../api-schemas.ts";
 import type { EdgeEnv } from "../env.ts";
 import { operatorOnly } from "../middleware/auth.ts";
-import { validate } from "../middleware/validate.ts";
+import { validate } from "../../../src/http/validate.ts";
 import { BaseModelStore, type StoredBaseModel } from "../stores/base-model-store.ts";
 
 const IdParam = z.strictObject({ id: BaseModelIdSchema });

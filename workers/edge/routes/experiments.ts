@@ -17,7 +17,7 @@ import { assign } from "../../../src/experiments/assign.ts";
 import { AppError } from "../../../src/errors.ts";
 import type { EdgeEnv } from "../env.ts";
 import { scoped, tenantWith } from "../middleware/auth.ts";
-import { validate } from "../middleware/validate.ts";
+import { validate } from "../../../src/http/validate.ts";
 import { type Actor, createRoute, setStatus, setWeights, stopRoute } from "../services/experiments.ts";
 import { compare, compareRequest } from "../services/experiments-compare.ts";
 import { promote } from "../services/experiments-promote.ts";

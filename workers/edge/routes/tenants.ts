@@ -8,7 +8,7 @@ import { AppError } from "../../../src/errors.ts";
 import { CreateTenantRequestSchema } from "../api-schemas.ts";
 import type { EdgeEnv } from "../env.ts";
 import { keyManagerFor, operatorOnly, scoped, tenantWith } from "../middleware/auth.ts";
-import { validate } from "../middleware/validate.ts";
+import { validate } from "../../../src/http/validate.ts";
 import { audit, auditTrail } from "../stores/audit.ts";
 import { KeyStore } from "../stores/key-store.ts";
 

@@ -12,7 +12,7 @@ import {
 } from "../api-schemas.ts";
 import type { EdgeEnv } from "../env.ts";
 import { scoped, tenantWith } from "../middleware/auth.ts";
-import { validate } from "../middleware/validate.ts";
+import { validate } from "../../../src/http/validate.ts";
 import { BlobStore, type StagedUpload } from "../stores/blob-store.ts";
 
 const UploadParam = z.strictObject({ upload: z.uuid() });

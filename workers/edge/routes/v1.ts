@@ -8,7 +8,7 @@ import {
 } from "../../../src/contracts/openai.ts";
 import type { EdgeEnv } from "../env.ts";
 import { scoped, tenantWith } from "../middleware/auth.ts";
-import { validate } from "../middleware/validate.ts";
+import { validate } from "../../../src/http/validate.ts";
 import { routeInference, type Send } from "../services/experiments-routing.ts";
 import { forwardInference, resolveModel } from "../services/infer.ts";
 import { BaseModelStore } from "../stores/base-model-store.ts";

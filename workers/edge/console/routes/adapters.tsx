@@ -5,7 +5,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { AdapterNameSchema, AliasNameSchema } from "../../../../src/contracts/names.ts";
 import { AppError } from "../../../../src/errors.ts";
-import { validate } from "../../middleware/validate.ts";
+import { validate } from "../../../../src/http/validate.ts";
 import { RegistryStore } from "../../stores/registry-store.ts";
 import { ReleaseStore } from "../../stores/release-store.ts";
 import { actorNames, aliasHistory } from "../queries.ts";

@@ -7,7 +7,7 @@ import { z } from "zod";
 import type { Route } from "../../../../src/contracts/experiments.ts";
 import { NameSchema, RouteNameSchema } from "../../../../src/contracts/names.ts";
 import { AppError } from "../../../../src/errors.ts";
-import { validate } from "../../middleware/validate.ts";
+import { validate } from "../../../../src/http/validate.ts";
 import { type Actor, stopRoute } from "../../services/experiments.ts";
 import { promote } from "../../services/experiments-promote.ts";
 import { routeResults } from "../../services/experiments-results.ts";

@@ -1,8 +1,9 @@
-// zValidator with our envelope (HOUSE-STYLE 7): its default hook would leak the raw safeParse result.
+// zValidator with our envelope (HOUSE-STYLE 7), shared by the edge and the runner: its default hook would leak
+// the raw safeParse result.
 import { zValidator } from "@hono/zod-validator";
 import type { ValidationTargets } from "hono";
 import type { z } from "zod";
-import { formatIssues, problemsError } from "../../../src/contracts/issues.ts";
+import { formatIssues, problemsError } from "../contracts/issues.ts";
 
 function prefixed(where: string, problem: string): string {
   return problem.startsWith("(root)") ? `${where}${problem.slice(6)}` : `${where}.${problem}`;
