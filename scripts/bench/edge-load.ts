@@ -38,6 +38,18 @@ export async function closedLoop(
   return latencies;
 }
 
+const body = (model: string) =>
+  JSON.stringify({ model, messages: [{ role: "user", content: "Hi" }], max_tokens: 1, temperature: 0 });
+
+export function post(url: string, token: string, model: string): () => Promise<Response> {
+  return () =>
+    fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: body(model),
+    });
+}
+
 export function listen(server: Server): Promise<string> {
   return new Promise((resolve) =>
     server.listen(0, "127.0.0.1", () => {

@@ -3,8 +3,9 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { Scope } from "../../../src/contracts/keys.ts";
-import { timingSafeEqualString } from "../../../src/crypto.ts";
+import { sha256Hex, timingSafeEqualString } from "../../../src/crypto.ts";
 import { AppError } from "../../../src/errors.ts";
+import { cachedKey } from "../cache/key-cache.ts";
 import type { EdgeEnv, Principal } from "../env.ts";
 import { KeyStore } from "../stores/key-store.ts";
 
@@ -31,15 +32,20 @@ export const authenticate = createMiddleware<EdgeEnv>(async (c, next) => {
     c.set("principal", { kind: "operator" });
     return await next();
   }
-  const key = await new KeyStore(c.env.DB).authenticate(token);
+  const hash = await sha256Hex(token);
+  const key = await cachedKey(hash, () => new KeyStore(c.env.DB).liveKey(hash));
   if (key === null) {
     throw new AppError("unauthorized", "Authorization: the API key is unknown, revoked or expired", {
       param: "Authorization",
     });
   }
-  c.set("principal", { kind: "key", ...key });
-  if (key.lastUsedAt === null || Date.now() - Date.parse(key.lastUsedAt) > TOUCH_EVERY_MS) {
-    c.executionCtx.waitUntil(new KeyStore(c.env.DB).touch(key.keyId).catch(() => undefined));
+  const { principal } = key;
+  c.set("principal", { kind: "key", ...principal });
+  const now = Date.now();
+  if (principal.lastUsedAt === null || now - Date.parse(principal.lastUsedAt) > TOUCH_EVERY_MS) {
+    // The principal is the cached one: marking it used keeps the next requests from writing again.
+    principal.lastUsedAt = new Date(now).toISOString();
+    c.executionCtx.waitUntil(new KeyStore(c.env.DB).touch(principal.keyId).catch(() => undefined));
   }
   await next();
 });

@@ -2,12 +2,13 @@
 // `model` names a route (most requests name adapters), so hits and misses are both kept briefly. Writes made
 // through this isolate forget their entry at once; other isolates see a change within ROUTE_CACHE_MS.
 import { isValidName } from "../../../src/contracts/names.ts";
+import { TtlLru } from "../cache/ttl-lru.ts";
 import { ExperimentStore, type StoredRoute } from "../stores/experiment-store.ts";
 
 export const ROUTE_CACHE_MS = 2_000;
-const MAX_ENTRIES = 10_000;
 
-const entries = new Map<string, { route: StoredRoute | null; until: number }>();
+/** `null` is cached too (most names are no route), so it is wrapped: TtlLru never keeps a bare null. */
+const entries = new TtlLru<{ route: StoredRoute | null }>({ maxEntries: 10_000, ttlMs: ROUTE_CACHE_MS });
 
 const keyOf = (tenant: string, name: string) => `${tenant}\u0000${name}`;
 
@@ -18,15 +19,10 @@ export async function cachedRoute(
   model: string,
 ): Promise<StoredRoute | null> {
   if (!isValidName(model)) return null;
-  const key = keyOf(tenant, model);
-  const now = Date.now();
-  const hit = entries.get(key);
-  if (hit !== undefined && hit.until > now) return hit.route;
-  const route = await new ExperimentStore(db).find(tenant, model);
-  // A full map is cleared rather than evicted piecemeal: cheap, and entries live two seconds anyway.
-  if (entries.size >= MAX_ENTRIES) entries.clear();
-  entries.set(key, { route, until: now + ROUTE_CACHE_MS });
-  return route;
+  const found = await entries.getOrLoad(keyOf(tenant, model), async () => ({
+    route: await new ExperimentStore(db).find(tenant, model),
+  }));
+  return found?.route ?? null;
 }
 
 export function forgetRoute(tenant: string, name: string): void {

@@ -2,6 +2,7 @@
 // Both writes are compare-and-set (the route on its version, the alias on its current version); an assertion
 // after each makes the batch, a transaction, roll back unless both changed exactly one row.
 import { AppError } from "../../../src/errors.ts";
+import { forgetAdapter } from "../cache/model-cache.ts";
 import { audit } from "../stores/audit.ts";
 import { nowIso } from "../stores/d1.ts";
 import type { StoredRoute } from "../stores/experiment-store.ts";
@@ -89,6 +90,7 @@ export async function promote(a: Actor, route: StoredRoute, p: Promotion) {
     );
   } finally {
     forgetRoute(a.tenant, route.name);
+    forgetAdapter(a.tenant, name);
   }
   return {
     route: await a.store.get(a.tenant, route.name),

@@ -3,6 +3,7 @@
 // answer back untouched, with `server-timing`, `x-adapter` and `x-adapter-cold`.
 import { parseModelRef } from "../../../src/contracts/names.ts";
 import { AppError } from "../../../src/errors.ts";
+import { cachedBaseModels, cachedVersion } from "../cache/model-cache.ts";
 import { type Dispatched, dispatch } from "../runner/dispatch.ts";
 import { guardStream } from "../runner/guard-stream.ts";
 import type { AdapterLoad, RunnerClient } from "../runner/runner-client.ts";
@@ -13,11 +14,17 @@ import { RegistryStore, type VersionRow } from "../stores/registry-store.ts";
 
 export type Target = { kind: "base"; id: string } | { kind: "adapter"; row: VersionRow };
 
-/** A base model id wins over an adapter name, so no tenant can shadow the base for its callers. */
+/**
+ * A base model id wins over an adapter name, so no tenant can shadow the base for its callers. Both lookups
+ * go through the isolate's caches (cache/model-cache.ts): a warm request touches no D1. The row is shared
+ * with other requests, so it is read, never changed.
+ */
 export async function resolveModel(env: Env, tenant: string, model: string): Promise<Target> {
-  const base = await new BaseModelStore(env.DB).get(model);
-  if (base !== null) return { kind: "base", id: base.spec.id };
-  const row = await new RegistryStore(env.DB).resolve(tenant, parseModelRef(model));
+  const bases = await cachedBaseModels(() => new BaseModelStore(env.DB).byId());
+  const base = bases.get(model);
+  if (base !== undefined) return { kind: "base", id: base.spec.id };
+  const ref = parseModelRef(model);
+  const row = await cachedVersion(tenant, ref, () => new RegistryStore(env.DB).resolve(tenant, ref));
   return { kind: "adapter", row };
 }
 

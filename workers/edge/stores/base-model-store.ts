@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { type BaseModelSpec, BaseModelSpecSchema } from "../../../src/contracts/base-model.ts";
 import { AppError } from "../../../src/errors.ts";
+import { forgetBaseModels } from "../cache/model-cache.ts";
 import { nowIso, parseRow, parseRows } from "./d1.ts";
 
 const BaseModelRowSchema = z.object({
@@ -36,7 +37,11 @@ export class BaseModelStore {
       )
       .bind(spec.id, JSON.stringify(spec), spec.fingerprint, createdAt)
       .run();
-    if (inserted.meta.changes === 1) return { model: { spec, createdAt }, created: true };
+    if (inserted.meta.changes === 1) {
+      // The isolate's cached set says this id is no base; requests through it must see the new one now.
+      forgetBaseModels();
+      return { model: { spec, createdAt }, created: true };
+    }
     const existing = await this.get(spec.id);
     if (existing === null) throw new AppError("internal_error", `base model ${spec.id} vanished`);
     if (existing.spec.fingerprint !== spec.fingerprint) {
@@ -55,6 +60,11 @@ export class BaseModelStore {
     if (raw === null) return null;
     const row = parseRow(BaseModelRowSchema, raw, "base_models");
     return { spec: row.spec, createdAt: row.created_at };
+  }
+
+  /** Every base model by id: what the hot path caches (cache/model-cache.ts), hits and misses alike. */
+  async byId(): Promise<Map<string, StoredBaseModel>> {
+    return new Map((await this.list()).map((model) => [model.spec.id, model]));
   }
 
   async list(): Promise<StoredBaseModel[]> {

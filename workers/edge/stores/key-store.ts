@@ -5,6 +5,7 @@ import type { ApiKeyInfo, Scope } from "../../../src/contracts/keys.ts";
 import { ScopeSchema } from "../../../src/contracts/keys.ts";
 import { sha256Hex, timingSafeEqualString, toHex } from "../../../src/crypto.ts";
 import { AppError } from "../../../src/errors.ts";
+import { forgetKey } from "../cache/key-cache.ts";
 import { isUniqueViolation, nowIso, parseRow, parseRows } from "./d1.ts";
 
 const KEY_PREFIX = "lek_";
@@ -35,6 +36,12 @@ export interface KeyPrincipal {
   tenant: string;
   scopes: Scope[];
   lastUsedAt: string | null;
+}
+
+/** A key that was live when read; `expiresAt` (epoch ms) travels along so a cached copy still expires. */
+export interface LiveKey {
+  principal: KeyPrincipal;
+  expiresAt: number | null;
 }
 
 function toInfo(row: KeyRow): ApiKeyInfo {
@@ -123,19 +130,27 @@ export class KeyStore {
     return { ...toInfo(row), key: secret };
   }
 
-  /**
-   * The live key whose secret this is, or null. The lookup goes by hash (the secret never reaches D1); the
-   * hashes are then compared in constant time so a hit and a near-miss cost the same.
-   */
+  /** The live key whose secret this is, or null. The secret never reaches D1, only its hash. */
   async authenticate(secret: string, now = new Date()): Promise<KeyPrincipal | null> {
-    const hash = await sha256Hex(secret);
+    return (await this.liveKey(await sha256Hex(secret), now))?.principal ?? null;
+  }
+
+  /**
+   * The key with this hash when it is live at `now`, or null. The stored hash is compared again in constant
+   * time, so a hit and a near-miss cost the same.
+   */
+  async liveKey(hash: string, now = new Date()): Promise<LiveKey | null> {
     const raw = await this.#db.prepare("SELECT * FROM api_keys WHERE key_hash = ?").bind(hash).first();
     if (raw === null) return null;
     const row = parseRow(KeyRowSchema, raw, "api_keys");
     if (!timingSafeEqualString(row.key_hash, hash)) return null;
     if (row.revoked_at !== null) return null;
-    if (row.expires_at !== null && new Date(row.expires_at) <= now) return null;
-    return { keyId: row.id, tenant: row.tenant, scopes: row.scopes, lastUsedAt: row.last_used_at };
+    const expiresAt = row.expires_at === null ? null : Date.parse(row.expires_at);
+    if (expiresAt !== null && expiresAt <= now.getTime()) return null;
+    return {
+      principal: { keyId: row.id, tenant: row.tenant, scopes: row.scopes, lastUsedAt: row.last_used_at },
+      expiresAt,
+    };
   }
 
   async touch(keyId: string): Promise<void> {
@@ -163,6 +178,9 @@ export class KeyStore {
         param: "id",
       });
     }
-    return toInfo(parseRow(KeyRowSchema, raw, "api_keys"));
+    const row = parseRow(KeyRowSchema, raw, "api_keys");
+    // This isolate stops accepting the key now; others within KEY_CACHE_MS (cache/key-cache.ts).
+    forgetKey(row.key_hash);
+    return toInfo(row);
   }
 }

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { type AdapterManifest, AdapterManifestSchema } from "../../../src/contracts/manifest.ts";
 import type { ModelRef } from "../../../src/contracts/names.ts";
 import { AppError } from "../../../src/errors.ts";
+import { forgetAdapter } from "../cache/model-cache.ts";
 import { audit } from "./audit.ts";
 import { isUniqueViolation, nowIso, parseRow, parseRows } from "./d1.ts";
 
@@ -77,7 +78,10 @@ export class RegistryStore {
     const adapterId = await this.#ensureAdapter(input);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#insertVersion(adapterId, input);
+        const row = await this.#insertVersion(adapterId, input);
+        // `name` and maybe `name@alias` now mean the new version, in this isolate from this moment.
+        forgetAdapter(input.tenant, input.name);
+        return row;
       } catch (error) {
         // D1 serialises writers, so MAX(version)+1 in one statement should never collide; if it ever does
         // (another engine, a replica), the retry takes the next number.

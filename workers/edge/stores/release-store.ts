@@ -1,6 +1,7 @@
 // What moves after a publish: aliases (compare-and-set) and yanks. A version itself never changes; a yank
 // only marks it, and is refused while an alias points at it, so an alias always resolves.
 import { AppError } from "../../../src/errors.ts";
+import { forgetAdapter } from "../cache/model-cache.ts";
 import { audit } from "./audit.ts";
 import { nowIso } from "./d1.ts";
 import type { RegistryStore } from "./registry-store.ts";
@@ -82,6 +83,8 @@ export class ReleaseStore {
         param: "expected",
       });
     }
+    // Read-your-writes within this isolate: its cached `name@alias` must not outlive the move.
+    forgetAdapter(move.tenant, move.name);
     return { alias: move.alias, version: move.version, previous };
   }
 
@@ -114,6 +117,7 @@ export class ReleaseStore {
         { param: "version" },
       );
     }
+    forgetAdapter(input.tenant, input.name);
     return now;
   }
 
