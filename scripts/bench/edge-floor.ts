@@ -2,15 +2,7 @@
 // compatibility date, loopback, no telemetry), in front of a given runner.
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { freePort, ROOT, spawnChild, waitUntilReady } from "../lib/processes.ts";
-
-const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
-const WRANGLER_ENV = {
-  CI: "1",
-  WRANGLER_SEND_METRICS: "false",
-  WRANGLER_LOG: "warn",
-  CLOUDFLARE_CF_FETCH_ENABLED: "false",
-};
+import { freePort, ROOT, spawnChild, WRANGLER, WRANGLER_ENV, waitUntilReady } from "../lib/processes.ts";
 
 export async function startFloor(
   work: string,

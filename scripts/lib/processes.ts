@@ -8,7 +8,7 @@ import { join } from "node:path";
 
 export const ROOT = join(import.meta.dirname, "../..");
 // Run with this process's Node: wrangler needs Node 22, which may not be the `node` on PATH.
-const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
+export const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
 /** The last this many characters of a child's output are kept for error messages. */
 const LOG_TAIL = 20_000;
 
@@ -162,7 +162,7 @@ export async function runToEnd(name: string, cmd: string, args: string[], env: R
 }
 
 // No network: no telemetry, and no fetch of the `Request.cf` placeholder from workers.cloudflare.com.
-const WRANGLER_ENV = {
+export const WRANGLER_ENV = {
   CI: "1",
   WRANGLER_SEND_METRICS: "false",
   WRANGLER_LOG: "warn",
