@@ -18,7 +18,7 @@ export interface GenerationRequest {
   maxTokens: number;
   sampling: SamplingParams;
   seed: number | null;
-  /** Tokens that end generation (eos); they are counted but not emitted. */
+  /** Tokens that end generation (eos); they are counted and reported in the end, never emitted as text. */
   stopTokenIds: number[];
   signal?: AbortSignal;
 }
@@ -29,6 +29,8 @@ export interface GenerationEnd {
   finishReason: FinishReason;
   promptTokens: number;
   completionTokens: number;
+  /** The stop token (eos) that ended generation, when one did: vLLM lists it in `token_ids`, not in text. */
+  stopTokenId?: number;
 }
 
 export interface GenerationSink {
@@ -257,7 +259,7 @@ export class Scheduler {
     active.counts.set(sampled.token, (active.counts.get(sampled.token) ?? 0) + 1);
     this.metrics?.generatedTokens.inc({ adapter: req.adapter });
     if (req.stopTokenIds.includes(sampled.token)) {
-      this.finish(active, "stop");
+      this.finish(active, "stop", sampled.token);
       return;
     }
     let stop: boolean | undefined;
@@ -274,14 +276,15 @@ export class Scheduler {
     else active.pending = sampled.token;
   }
 
-  private finish(active: Active, finishReason: FinishReason): void {
+  private finish(active: Active, finishReason: FinishReason, stopTokenId?: number): void {
     if (active.done) return;
     active.done = true;
     active.detach();
-    const end = {
+    const end: GenerationEnd = {
       finishReason,
       promptTokens: active.req.promptIds.length,
       completionTokens: active.generated,
+      ...(stopTokenId === undefined ? {} : { stopTokenId }),
     };
     try {
       active.sink.onEnd(end);

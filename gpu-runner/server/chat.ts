@@ -57,7 +57,7 @@ export function chatRoutes(app: Hono, deps: RunnerDeps): void {
           message: { role: "assistant" as const, content: result.text },
           logprobs: topLogprobs === null ? null : { content: chatLogprobs(deps.tokenizer, result.tokens) },
           finish_reason: result.finishReason,
-          ...(ids.completion ? { token_ids: idsOf(result.tokens) } : {}),
+          ...(ids.completion ? { token_ids: result.tokenIds } : {}),
         },
       ],
       usage: usageOf(result.promptTokens, result.completionTokens),
@@ -102,7 +102,7 @@ function streamChat(
         if (event.type === "delta") {
           if (event.text === "" && !wantLogprobs && !ids.completion) continue;
           const logprobs = wantLogprobs ? { content: chatLogprobs(deps.tokenizer, event.tokens) } : null;
-          const tokenIds = ids.completion ? { token_ids: idsOf(event.tokens) } : {};
+          const tokenIds = ids.completion ? { token_ids: idsOf(event) } : {};
           await stream.writeSSE({
             data: chunk([
               { index: 0, delta: { content: event.text }, logprobs, finish_reason: null, ...tokenIds },
@@ -111,8 +111,9 @@ function streamChat(
           continue;
         }
         const delta = event.text === "" ? {} : { content: event.text };
+        const tokenIds = ids.completion ? { token_ids: idsOf(event) } : {};
         await stream.writeSSE({
-          data: chunk([{ index: 0, delta, logprobs: null, finish_reason: event.finishReason }]),
+          data: chunk([{ index: 0, delta, logprobs: null, finish_reason: event.finishReason, ...tokenIds }]),
         });
         if (includeUsage) {
           await stream.writeSSE({

@@ -59,7 +59,7 @@ export function completionRoutes(app: Hono, deps: RunnerDeps): void {
         logprobs: topLogprobs === null ? null : completionLogprobs(deps.tokenizer, r.tokens, 0),
         finish_reason: r.finishReason,
         ...(ids.prompt ? { prompt_token_ids: prompts[index] } : {}),
-        ...(ids.completion ? { token_ids: idsOf(r.tokens) } : {}),
+        ...(ids.completion ? { token_ids: r.tokenIds } : {}),
       })),
       usage: usageOf(
         results.reduce((s, r) => s + r.promptTokens, 0),
@@ -106,7 +106,7 @@ function streamCompletions(
         promptSent[index] = true;
         const choice = { index, text: event.text, logprobs, finish_reason: finishReason, ...promptIds };
         await stream.writeSSE({
-          data: chunk([ids.completion ? { ...choice, token_ids: idsOf(tokens) } : choice]),
+          data: chunk([ids.completion ? { ...choice, token_ids: idsOf(event) } : choice]),
         });
       }
       if (includeUsage)

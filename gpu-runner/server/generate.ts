@@ -18,6 +18,8 @@ export type GenerationEvent =
       finishReason: Exclude<FinishReason, "cancelled">;
       promptTokens: number;
       completionTokens: number;
+      /** The eos that ended it: counted and in `token_ids`, never in text. */
+      stopTokenId?: number;
     };
 
 export interface GenerationInput {

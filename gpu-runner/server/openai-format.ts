@@ -67,13 +67,20 @@ export function tokenIdFields(
   return { prompt: asked, completion: asked || tokenizer.mode === "token_ids" };
 }
 
-export function idsOf(tokens: GeneratedToken[]): number[] {
-  return tokens.map((t) => t.token);
+/**
+ * vLLM's `token_ids` of one event: every sampled id, including the eos that ended generation (vLLM's
+ * detokenizer skips a stop token's text but still appends its id), so their count is `completion_tokens`.
+ */
+export function idsOf(event: GenerationEvent): number[] {
+  if (event.type === "delta") return event.tokens.map((t) => t.token);
+  return event.stopTokenId === undefined ? [] : [event.stopTokenId];
 }
 
 export interface Collected {
   text: string;
   tokens: GeneratedToken[];
+  /** `token_ids` of the whole completion (see idsOf). */
+  tokenIds: number[];
   finishReason: "stop" | "length";
   promptTokens: number;
   completionTokens: number;
@@ -83,13 +90,16 @@ export interface Collected {
 export async function collect(events: AsyncIterable<GenerationEvent>): Promise<Collected> {
   let text = "";
   const tokens: GeneratedToken[] = [];
+  const tokenIds: number[] = [];
   for await (const event of events) {
     text += event.text;
+    tokenIds.push(...idsOf(event));
     if (event.type === "delta") tokens.push(...event.tokens);
     else
       return {
         text,
         tokens,
+        tokenIds,
         finishReason: event.finishReason,
         promptTokens: event.promptTokens,
         completionTokens: event.completionTokens,

@@ -206,6 +206,11 @@ export const ModelObjectSchema = z.strictObject({
   owned_by: z.string(),
   /** vLLM's convention for LoRA models: the base model they run on. */
   parent: z.string().nullable().optional(),
+  /**
+   * Not OpenAI: what the edge resolves this id to. A route (A/B experiment) and a base both have no single
+   * parent, so `parent` alone cannot tell a client which one it is calling.
+   */
+  lora_edge: z.strictObject({ kind: z.enum(["base", "adapter", "route"]) }).optional(),
 });
 export type ModelObject = z.infer<typeof ModelObjectSchema>;
 

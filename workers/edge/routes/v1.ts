@@ -12,6 +12,7 @@ import { validate } from "../../../src/http/validate.ts";
 import { routeInference, type Send } from "../services/experiments-routing.ts";
 import { forwardInference, resolveModel } from "../services/infer.ts";
 import { BaseModelStore } from "../stores/base-model-store.ts";
+import { ExperimentStore } from "../stores/experiment-store.ts";
 import { RegistryStore } from "../stores/registry-store.ts";
 
 const seconds = (iso: string): number => Math.floor(Date.parse(iso) / 1000);
@@ -57,9 +58,10 @@ export const v1Routes = new Hono<EdgeEnv>()
   .use("*", scoped("infer"))
   .get("/models", async (c) => {
     const { tenant } = tenantWith(c, "infer");
-    const [bases, adapters] = await Promise.all([
+    const [bases, adapters, routes] = await Promise.all([
       new BaseModelStore(c.env.DB).list(),
       new RegistryStore(c.env.DB).adapters(tenant),
+      new ExperimentStore(c.env.DB).list(tenant),
     ]);
     const data: ModelObject[] = bases.map((b) => ({
       id: b.spec.id,
@@ -67,16 +69,33 @@ export const v1Routes = new Hono<EdgeEnv>()
       created: seconds(b.createdAt),
       owned_by: "lora-edge",
       parent: null,
+      lora_edge: { kind: "base" },
     }));
+    // A concluded route still answers (winner or control) so old clients keep working, but it is no longer
+    // something to discover: new callers should name what it concluded on.
+    const live = routes.filter((r) => r.status !== "concluded");
+    // Any route answers its name before an adapter published later under it: that bare name is not the adapter.
+    const routed = new Set(routes.map((r) => r.name));
     for (const a of adapters) {
       const entry = {
         object: "model" as const,
         created: seconds(a.createdAt),
         owned_by: tenant,
         parent: a.baseModel,
+        lora_edge: { kind: "adapter" as const },
       };
-      if (a.latest !== null) data.push({ id: a.name, ...entry });
+      if (a.latest !== null && !routed.has(a.name)) data.push({ id: a.name, ...entry });
       for (const alias of Object.keys(a.aliases)) data.push({ id: `${a.name}@${alias}`, ...entry });
+    }
+    for (const r of live) {
+      data.push({
+        id: r.name,
+        object: "model",
+        created: seconds(r.created_at),
+        owned_by: tenant,
+        parent: null,
+        lora_edge: { kind: "route" },
+      });
     }
     return c.json({ object: "list", data });
   })
