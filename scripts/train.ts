@@ -1,10 +1,11 @@
 // `npm run train -- --base <model dir> --data <jsonl> --out <dir> [--publish --name <name> [--canary 10]]`:
-// trains a LoRA adapter on the runner's own graphs, evaluates it against the champion (the base model, or
-// --champion), and writes a PEFT directory with a model card. `--publish` publishes it with publish-adapter's
+// trains a LoRA adapter on the runner's own graphs, evaluates it against the champion (--champion, else
+// `<name>@prod` from the edge with --publish or --endpoint/--token, else the base model), and writes a PEFT directory with a model card. `--publish` publishes it with publish-adapter's
 // client and checks, the evaluation as manifest metrics; `--canary` puts a share of a route's traffic on it.
 import { defineCommand, runMain } from "citty";
 import { AppError } from "../src/errors.ts";
 import { EdgeError } from "./lib/edge-client.ts";
+import { type Champion, championEdge, resolveChampion } from "./train/champion.ts";
 import { releaseTrained, releaseTarget } from "./train/release.ts";
 import { runTraining } from "./train/pipeline.ts";
 import { createProgress } from "./train/progress.ts";
@@ -44,7 +45,9 @@ const command = defineCommand({
     checkpointEvery: str("write a checkpoint every N steps (default: none)"),
     resume: str("resume from a checkpoint directory"),
     init: str("start from an existing PEFT adapter (continue a version)"),
-    champion: str("PEFT adapter to compare against (default: the base model)"),
+    champion: str(
+      "PEFT adapter to compare against (default: <name>@prod from the edge, else the base model)",
+    ),
     skipBadRows: flag("train without bad rows instead of failing (they are still reported)"),
     json: flag("JSON lines even on a terminal"),
     publish: flag("publish the result (needs --name, and --endpoint/--token or EDGE_URL/EDGE_TOKEN)"),
@@ -67,15 +70,20 @@ const command = defineCommand({
       fail(error);
     }
     const sink = createProgress(settings.json);
+    let champion: Champion | undefined;
     try {
-      const report = await runTraining(settings, sink);
+      // Before training too: an unreachable edge or a corrupt download fails the run at once.
+      champion = await resolveChampion(settings, championEdge(settings, target));
+      const report = await runTraining(settings, sink, champion);
       sink.stop();
       sink.event("done", { out: settings.out, adapter: report.adapter, champion: report.champion });
       if (target) await releaseTrained(settings, report, target, sink);
     } catch (error) {
       sink.stop();
+      await champion?.dispose();
       fail(error);
     }
+    await champion?.dispose();
   },
 });
 

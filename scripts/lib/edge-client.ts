@@ -1,9 +1,13 @@
-// A small client for the edge's admin API, used by the publishing script. Responses are parsed with the
+// A small client for the edge's admin API, used by the publishing script and the trainer. Responses are parsed with the
 // same schemas the edge answers with; refusals become EdgeError carrying the edge's own message.
-import { createReadStream } from "node:fs";
-import { open } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, open, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { Readable } from "node:stream";
-import type { z } from "zod";
+import { pipeline } from "node:stream/promises";
+import type { ReadableStream as NodeReadableStream } from "node:stream/web";
+import { z } from "zod";
 import { ErrorEnvelopeSchema } from "../../src/contracts/openai.ts";
 import {
   type BaseModelResponse,
@@ -88,6 +92,49 @@ function counting(
   });
 }
 
+export interface DownloadedVersion {
+  dir: string;
+  sha256: string;
+  sizeBytes: number;
+}
+
+const StoredConfigSchema = z.record(z.string(), z.unknown());
+
+/** Streams a weights response into `path`, hashing on the way; the file appears only once its digest is proven. */
+async function saveVerified(
+  res: Response,
+  path: string,
+  what: string,
+): Promise<Omit<DownloadedVersion, "dir">> {
+  const declared = res.headers.get("x-content-sha256");
+  if (res.body === null || declared === null)
+    throw new EdgeError(res.status, `${what}: the edge answered without a body or x-content-sha256`);
+  const hash = createHash("sha256");
+  let size = 0;
+  const partial = `${path}.partial`;
+  await pipeline(
+    Readable.fromWeb(res.body as NodeReadableStream<Uint8Array>),
+    async function* (source: AsyncIterable<Buffer>) {
+      for await (const chunk of source) {
+        hash.update(chunk);
+        size += chunk.byteLength;
+        yield chunk;
+      }
+    },
+    createWriteStream(partial),
+  );
+  const actual = hash.digest("hex");
+  if (actual !== declared) {
+    await rm(partial, { force: true });
+    throw new EdgeError(
+      res.status,
+      `${what}: downloaded ${size} bytes with sha256 ${actual}; the edge declared ${declared}`,
+    );
+  }
+  await rename(partial, path);
+  return { sha256: actual, sizeBytes: size };
+}
+
 export function createEdgeClient(options: EdgeClientOptions) {
   const base = options.endpoint.replace(/\/+$/, "");
   const doFetch = options.fetch ?? fetch;
@@ -160,6 +207,25 @@ export function createEdgeClient(options: EdgeClientOptions) {
   }
 
   return {
+    /**
+     * Writes a published version's adapter_config.json and adapter_model.safetensors into `dir` (a PEFT
+     * directory), the weights streamed to disk and checked against the sha256 the registry holds.
+     */
+    async downloadVersion(name: string, version: number, dir: string): Promise<DownloadedVersion> {
+      const what = `${name}@${version}`;
+      const files = `/admin/adapters/${encodeURIComponent(name)}/versions/${version}/files`;
+      const config = await parseEdgeAnswer(
+        await request(`${files}/adapter_config.json`, { method: "GET" }),
+        StoredConfigSchema,
+        `${what} adapter_config.json`,
+      );
+      const res = await request(`${files}/adapter_model.safetensors`, { method: "GET" });
+      if (!res.ok) await parseEdgeAnswer(res, z.never(), `${what} adapter_model.safetensors`);
+      await mkdir(dir, { recursive: true });
+      const saved = await saveVerified(res, join(dir, "adapter_model.safetensors"), what);
+      await writeFile(join(dir, "adapter_config.json"), `${JSON.stringify(config, null, 2)}\n`);
+      return { ...saved, dir };
+    },
     async baseModel(id: string): Promise<BaseModelResponse> {
       return await parseEdgeAnswer(
         await request(`/admin/base-models/${id}`, { method: "GET" }),

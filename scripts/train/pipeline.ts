@@ -24,6 +24,7 @@ import { trainLoop } from "../../gpu-runner/training/run.ts";
 import { LoraTrainer } from "../../gpu-runner/training/trainer.ts";
 import { PeftLoraConfigSchema } from "../../src/contracts/peft-config.ts";
 import { AppError } from "../../src/errors.ts";
+import { type Champion, resolveChampion } from "./champion.ts";
 import type { ProgressSink } from "./progress.ts";
 import { type TrainReport, writeReport } from "./report.ts";
 import { targetModules, type TrainSettings } from "./settings.ts";
@@ -118,9 +119,17 @@ async function baseLoss(trainer: LoraTrainer, rows: Example[]) {
   }
 }
 
-export async function runTraining(s: TrainSettings, sink: ProgressSink): Promise<TrainReport> {
+/** `champion` defaults to --champion, else the base; scripts/train.ts passes the edge's `<name>@prod`. */
+export async function runTraining(
+  s: TrainSettings,
+  sink: ProgressSink,
+  champion?: Champion,
+): Promise<TrainReport> {
   const started = performance.now();
+  const chosen = champion ?? (await resolveChampion(s, null));
   const model = await loadHfModel(s.base, s.baseId);
+  const championLabel = chosen.label ?? `base ${model.id}`;
+  sink.event("champion", { label: championLabel, version: chosen.version });
   const tok = await loadTokenizer(s.base);
   const data = readData(s.data, tok, model, s, sink);
   const split = s.val
@@ -180,8 +189,8 @@ export async function runTraining(s: TrainSettings, sink: ProgressSink): Promise
     });
     writePeftDir(s.out, params, exportConfig);
     const adapter = await evaluateAll(model, tok, trainer, params, split.validation, s.threads);
-    const champion = s.champion
-      ? await evaluateChampion(s.champion, model, tok, trainer, split.validation)
+    const championEval = chosen.dir
+      ? await evaluateChampion(chosen.dir, model, tok, trainer, split.validation)
       : await evaluateAll(model, tok, trainer, null, split.validation, s.threads);
     const last = history[history.length - 1];
     const report: TrainReport = {
@@ -206,7 +215,7 @@ export async function runTraining(s: TrainSettings, sink: ProgressSink): Promise
       trainTokensPerSecond: last?.tokensPerSecond ?? null,
       seconds: (performance.now() - started) / 1000,
       adapter,
-      champion: { ...champion, label: s.champion ? basename(resolve(s.champion)) : `base ${model.id}` },
+      champion: { ...championEval, label: championLabel, version: chosen.version },
     };
     writeReport(s.out, report);
     return report;

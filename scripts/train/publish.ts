@@ -58,6 +58,7 @@ export function metricsOf(r: TrainReport): Record<string, number> {
     champion_eval_loss: r.champion.loss,
     champion_eval_perplexity: r.champion.perplexity,
     champion_eval_exact_match: r.champion.exactMatch,
+    champion_version: r.champion.version,
     train_loss: r.finalTrainLoss,
     train_steps: r.steps,
     train_rows: r.data.trainRows,

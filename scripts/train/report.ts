@@ -14,7 +14,8 @@ export interface TrainReport {
   trainTokensPerSecond: number | null;
   seconds: number;
   adapter: EvalReport;
-  champion: EvalReport & { label: string };
+  /** `version` is the registry version when the champion is the published `<name>@prod`. */
+  champion: EvalReport & { label: string; version: number | null };
 }
 
 const fmt = (v: number | null, digits = 4) => (v === null || Number.isNaN(v) ? "n/a" : v.toFixed(digits));

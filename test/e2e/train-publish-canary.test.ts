@@ -1,7 +1,8 @@
 // The training runner's release path, as a user runs it: `npm run train -- ... --publish --canary 10` on the
 // pipeline's base model (real runner, real wrangler dev with local D1 and R2) publishes the new version with
 // its evaluation as manifest metrics and starts a canary route against the prod champion; a second run moves
-// the canary to its new version and re-weighs it without moving anyone who need not move.
+// the canary to its new version and re-weighs it without moving anyone who need not move. Both runs judge the
+// new version against the published prod version, downloaded from the edge (issue #6).
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,10 +17,15 @@ const SUBJECTS = Array.from({ length: 4000 }, (_, i) => `user-${i}`);
 
 let p: Pipeline;
 let data: string;
+let championDir: string;
 
 type Event = Record<string, unknown> & { event: string };
 
 async function train(out: string, seed: number, ...extra: string[]): Promise<Event[]> {
+  return await trainWith(out, seed, ["--publish", "--name", NAME, ...extra]);
+}
+
+async function trainWith(out: string, seed: number, extra: string[]): Promise<Event[]> {
   const args = [
     `${ROOT}/scripts/train.ts`,
     ...["--base", join(p.work, "demo-llama"), "--data", data, "--out", out, "--seed", String(seed)],
@@ -37,7 +43,7 @@ async function train(out: string, seed: number, ...extra: string[]): Promise<Eve
       "--threads",
       "1",
     ],
-    ...["--publish", "--name", NAME, "--json", ...extra],
+    ...["--json", ...extra],
   ];
   const printed = await runToEnd("train", process.execPath, args, {
     EDGE_URL: p.edgeUrl,
@@ -109,7 +115,8 @@ beforeAll(async () => {
       .join("\n")}\n`,
   );
   // The champion the canary is judged against: version 1 under prod.
-  await p.publish(await p.makeAdapter("champion", { seed: 5 }), NAME, { alias: "prod" });
+  championDir = await p.makeAdapter("champion", { seed: 5 });
+  await p.publish(championDir, NAME, { alias: "prod" });
 });
 afterAll(async () => {
   await p?.stop();
@@ -133,6 +140,20 @@ describe("npm run train --publish --canary", () => {
     expect(v2.manifest.metrics.eval_loss).toBeCloseTo(report.adapter.loss, 10);
     expect(v2.manifest.metrics.champion_eval_loss).toBeCloseTo(report.champion.loss, 10);
     expect(v2.manifest.metrics.train_steps).toBe(3);
+
+    // Issue #6: the champion is the published prod version, downloaded and evaluated on the same rows.
+    expect(find(events, "champion")).toMatchObject({ label: `${NAME}@1`, version: 1 });
+    expect(report.champion).toMatchObject({ label: `${NAME}@1`, version: 1 });
+    expect(v2.manifest.metrics.champion_version).toBe(1);
+    expect(readFileSync(join(out, "README.md"), "utf8")).toContain(`| champion: ${NAME}@1 |`);
+    // The same figures as evaluating the published folder itself: the download is the version, whole.
+    const localOut = join(p.work, "local-champion");
+    const local = await trainWith(localOut, 1, ["--champion", championDir]);
+    expect(find(local, "champion")).toMatchObject({ label: "champion", version: null });
+    const localReport = JSON.parse(readFileSync(join(localOut, "training_report.json"), "utf8"));
+    expect(report.champion.loss).toBeCloseTo(localReport.champion.loss, 10);
+    expect(report.champion.exactMatch).toBe(localReport.champion.exactMatch);
+    expect(report.champion.loss).not.toBeCloseTo(localReport.adapter.loss, 4);
 
     const canary = find(events, "canary");
     expect(canary).toMatchObject({ action: "created", route: ROUTE });
@@ -186,6 +207,21 @@ describe("npm run train --publish --canary", () => {
       variant: "canary",
       adapter: `${NAME}@3`,
     });
+  });
+
+  it("judges the first version of an adapter, which has no prod yet, against the base model", async () => {
+    const out = join(p.work, "fresh");
+    const events = await trainWith(out, 1, ["--publish", "--name", "fresh-bot"]);
+    expect(find(events, "champion")).toMatchObject({ label: `base ${p.base}`, version: null });
+    expect(find(events, "published").version).toBe(1);
+    const report = JSON.parse(readFileSync(join(out, "training_report.json"), "utf8"));
+    expect(report.champion).toMatchObject({ label: `base ${p.base}`, version: null });
+    const v1 = await admin<{ manifest: { metrics: Record<string, number> } }>(
+      "GET",
+      "/admin/adapters/fresh-bot/versions/1",
+    );
+    expect(v1.manifest.metrics.champion_version).toBeUndefined();
+    expect(v1.manifest.metrics.champion_eval_loss).toBeCloseTo(report.champion.loss, 10);
   });
 
   it("refuses a canary without --publish before training", async () => {

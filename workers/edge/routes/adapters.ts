@@ -1,4 +1,5 @@
-// Adapters of the caller's tenant: publish, list, show, move aliases (compare-and-set), yank, audit.
+// Adapters of the caller's tenant: publish, list, show, download a version's files, move aliases
+// (compare-and-set), yank, audit.
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { z } from "zod";
@@ -123,6 +124,38 @@ export const adapterRoutes = new Hono<EdgeEnv>()
         actor,
       });
       return c.json({ name, ...moved });
+    },
+  )
+  .get(
+    "/adapters/:name/versions/:version/files/adapter_model.safetensors",
+    validate("param", VersionParam),
+    async (c) => {
+      const { tenant } = tenantWith(c, "publish");
+      const { name, version } = c.req.valid("param");
+      // Yanked versions stay downloadable by number: a yank stops serving, not auditing or re-evaluating.
+      const row = await registryOf(c).version(tenant, name, version);
+      const blob = await new BlobStore(c.env.ADAPTERS).blob(row.weights_sha256);
+      if (blob === null)
+        throw new AppError("internal_error", `blob ${row.weights_sha256} of ${name}@${version} is missing`);
+      return new Response(blob.body, {
+        headers: {
+          "content-type": "application/octet-stream",
+          "content-length": String(blob.size),
+          // RFC 9110 §8.8.3: an entity-tag is quoted; the content digest is a strong validator.
+          etag: `"${row.weights_sha256}"`,
+          "x-content-sha256": row.weights_sha256,
+          "content-disposition": 'attachment; filename="adapter_model.safetensors"',
+        },
+      });
+    },
+  )
+  .get(
+    "/adapters/:name/versions/:version/files/adapter_config.json",
+    validate("param", VersionParam),
+    async (c) => {
+      const { tenant } = tenantWith(c, "publish");
+      const { name, version } = c.req.valid("param");
+      return c.json((await registryOf(c).version(tenant, name, version)).config);
     },
   )
   .post("/adapters/:name/versions/:version/yank", validate("param", VersionParam), async (c) => {
