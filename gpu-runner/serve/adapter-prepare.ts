@@ -11,12 +11,12 @@ import { readSafetensors } from "../../src/safetensors.ts";
 import type { PrepareAdapter } from "./adapters.ts";
 
 export function createPrepareAdapter(spec: BaseModelSpec, maxRank: number): PrepareAdapter {
-  return async ({ config, weights, label }) => {
+  return async ({ config, weights, label, weightsSha256 }) => {
     const file = readSafetensors(weights, `${label} adapter_model.safetensors`);
     const validated = validateAdapter({ name: label, config, header: file, spec, maxRank });
     const modules = loadAdapterWeights(file, validated).modules;
     return {
-      adapterId: await adapterId(await sha256Hex(weights), validated),
+      adapterId: await adapterId(weightsSha256 ?? (await sha256Hex(weights)), validated),
       weights: { modules },
       rank: Math.max(...validated.modules.map((m) => m.rank)),
       sizeBytes: weights.byteLength,

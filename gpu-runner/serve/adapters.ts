@@ -22,6 +22,8 @@ export type PrepareAdapter = (input: {
   config: unknown;
   weights: Uint8Array;
   label: string;
+  /** The weights' sha256 when the caller has already computed it (the PUT route verifies it). */
+  weightsSha256?: string;
 }) => Promise<PreparedAdapter>;
 
 export interface LoadInput {
@@ -34,6 +36,8 @@ export interface LoadInput {
   pinned?: boolean;
   /** The content id the caller addressed; a mismatch means caller and runner disagree on the content. */
   expectedId?: string;
+  /** The weights' sha256, already verified by the caller; saves hashing the body twice. */
+  weightsSha256?: string;
 }
 
 export interface LoadResult {
@@ -149,7 +153,12 @@ export class AdapterCache {
   async load(input: LoadInput): Promise<LoadResult> {
     const started = performance.now();
     const label = input.name ?? input.label ?? "adapter";
-    const prepared = await this.prepare({ config: input.config, weights: input.weights, label });
+    const prepared = await this.prepare({
+      config: input.config,
+      weights: input.weights,
+      label,
+      ...(input.weightsSha256 === undefined ? {} : { weightsSha256: input.weightsSha256 }),
+    });
     if (prepared.rank > this.engine.maxRank) {
       throw new AppError(
         "invalid_adapter",

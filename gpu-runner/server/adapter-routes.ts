@@ -50,6 +50,7 @@ async function loadFromBody(c: Context, adapters: AdapterCache, id: string, head
     label: headers[ADAPTER_NAME_HEADER] ?? null,
     pinned: headers[ADAPTER_PIN_HEADER] === "1",
     expectedId: id,
+    weightsSha256: actual,
   });
 }
 
