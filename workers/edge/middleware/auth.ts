@@ -115,6 +115,12 @@ export const operatorOnly = createMiddleware<EdgeEnv>(async (c, next) => {
   await next();
 });
 
+/** Key management: the operator, or a tenant key with scope admin (which tenant is checked by keyManagerFor). */
+export const keyManagers = createMiddleware<EdgeEnv>(async (c, next) => {
+  if (c.get("principal").kind !== "operator") tenantWith(c, "admin");
+  await next();
+});
+
 export function scoped(scope: Scope) {
   return createMiddleware<EdgeEnv>(async (c, next) => {
     tenantWith(c, scope);

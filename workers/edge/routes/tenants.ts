@@ -7,7 +7,7 @@ import { TenantNameSchema } from "../../../src/contracts/names.ts";
 import { AppError } from "../../../src/errors.ts";
 import { CreateTenantRequestSchema } from "../api-schemas.ts";
 import type { EdgeEnv } from "../env.ts";
-import { keyManagerFor, operatorOnly, scoped, tenantWith } from "../middleware/auth.ts";
+import { keyManagerFor, keyManagers, operatorOnly, scoped, tenantWith } from "../middleware/auth.ts";
 import { validate } from "../../../src/http/validate.ts";
 import { audit, auditTrail } from "../stores/audit.ts";
 import { KeyStore } from "../stores/key-store.ts";
@@ -25,7 +25,7 @@ export const tenantRoutes = new Hono<EdgeEnv>()
     }).run();
     return c.json(tenant, 201);
   })
-  .post("/keys", validate("json", CreateApiKeyRequestSchema), async (c) => {
+  .post("/keys", keyManagers, validate("json", CreateApiKeyRequestSchema), async (c) => {
     const body = c.req.valid("json");
     const { tenant, actor } = keyManagerFor(c, body.tenant);
     const store = new KeyStore(c.env.DB);
@@ -42,12 +42,18 @@ export const tenantRoutes = new Hono<EdgeEnv>()
     }).run();
     return c.json(created, 201);
   })
-  .get("/keys", validate("query", z.strictObject({ tenant: TenantNameSchema.optional() })), async (c) => {
-    const { tenant } = keyManagerFor(c, c.req.valid("query").tenant);
-    return c.json({ object: "list", data: await new KeyStore(c.env.DB).listKeys(tenant) });
-  })
+  .get(
+    "/keys",
+    keyManagers,
+    validate("query", z.strictObject({ tenant: TenantNameSchema.optional() })),
+    async (c) => {
+      const { tenant } = keyManagerFor(c, c.req.valid("query").tenant);
+      return c.json({ object: "list", data: await new KeyStore(c.env.DB).listKeys(tenant) });
+    },
+  )
   .delete(
     "/keys/:id",
+    keyManagers,
     validate("query", z.strictObject({ tenant: TenantNameSchema.optional() })),
     async (c) => {
       const { tenant, actor } = keyManagerFor(c, c.req.valid("query").tenant);
