@@ -2,7 +2,7 @@
 // adapters. Separate from main.ts so tests build the same runner without a socket or process.env.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { baseModelSpecFromConfig } from "../src/contracts/base-model.ts";
+import { type BaseModelSpec, baseModelSpecFromConfig } from "../src/contracts/base-model.ts";
 import { AppError } from "../src/errors.ts";
 import type { RunnerConfig } from "./config.ts";
 import type { Engine } from "./engine/types.ts";
@@ -95,6 +95,7 @@ export async function buildRunner(config: Config, createEngine: EngineFactory): 
     runnerToken: config.runnerToken,
     baseModelFingerprint: spec.fingerprint,
     stopTokenIds,
+    maxAdapterBytes: maxAdapterBytes(spec, engine.maxRank),
     readAdapterDir,
     startedAt: Date.now(),
     version: RUNNER_VERSION,
@@ -106,4 +107,10 @@ export async function buildRunner(config: Config, createEngine: EngineFactory): 
       await engine.dispose();
     },
   };
+}
+
+/** Every linear adapted at `rank` in float32 (the widest dtype accepted), plus 1 MiB for the JSON header. */
+export function maxAdapterBytes(spec: BaseModelSpec, rank: number): number {
+  const weights = spec.modules.reduce((sum, m) => sum + (m.inFeatures + m.outFeatures) * rank * 4, 0);
+  return weights + 1024 * 1024;
 }

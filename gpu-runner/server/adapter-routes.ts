@@ -33,9 +33,44 @@ function decodeConfig(header: string): unknown {
   }
 }
 
-async function loadFromBody(c: Context, adapters: AdapterCache, id: string, headers: AdapterLoadHeaders) {
+function tooLarge(maxBytes: number, got: string): AppError {
+  return new AppError(
+    "payload_too_large",
+    `body: adapter weights must be <= ${maxBytes} bytes (every linear of the base at this runner's --max-lora-rank, in F32); got ${got}`,
+  );
+}
+
+/** Reads the body, refusing it as soon as it is known to exceed `maxBytes` (by content-length, or while reading). */
+async function readBounded(request: Request, maxBytes: number): Promise<Uint8Array> {
+  const declared = Number(request.headers.get("content-length") ?? Number.NaN);
+  if (declared > maxBytes) throw tooLarge(maxBytes, `content-length ${declared}`);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (request.body) {
+    for await (const chunk of request.body) {
+      size += chunk.byteLength;
+      if (size > maxBytes) throw tooLarge(maxBytes, `more than ${maxBytes} bytes`);
+      chunks.push(chunk);
+    }
+  }
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
+
+async function loadFromBody(
+  c: Context,
+  adapters: AdapterCache,
+  id: string,
+  headers: AdapterLoadHeaders,
+  maxBytes: number,
+) {
   const config = decodeConfig(headers[ADAPTER_CONFIG_HEADER]);
-  const weights = new Uint8Array(await c.req.arrayBuffer());
+  const weights = await readBounded(c.req.raw, maxBytes);
   const actual = await sha256Hex(weights);
   if (actual !== headers[WEIGHTS_SHA256_HEADER]) {
     throw new AppError(
@@ -76,7 +111,7 @@ export function adapterRoutes(app: Hono, deps: RunnerDeps): void {
     if (pending !== undefined) await pending.catch(() => undefined);
     const resident = adapters.reuse(id, handle);
     if (resident !== null) return c.json(resident, 200);
-    const started = loadFromBody(c, adapters, id, headers);
+    const started = loadFromBody(c, adapters, id, headers, deps.maxAdapterBytes);
     loading.set(id, started);
     try {
       const result = await started;

@@ -24,6 +24,11 @@ export interface RunnerDeps {
   baseModelFingerprint: string | null;
   /** Ids that end generation: generation_config's eos ids and the tokenizer's eos token. */
   stopTokenIds: number[];
+  /**
+   * Largest adapter upload accepted: every linear of the base at the slots' rank in float32, plus room for the
+   * header. Anything larger cannot be a valid adapter for this runner, so it is refused before it is read.
+   */
+  maxAdapterBytes: number;
   /** Reads a PEFT directory for vLLM's `load_lora_adapter {lora_path}`. */
   readAdapterDir(path: string): Promise<AdapterFiles>;
   startedAt: number;
