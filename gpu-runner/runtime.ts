@@ -76,6 +76,11 @@ export async function buildRunner(config: Config, createEngine: EngineFactory): 
     () => scheduler.runningCount,
   );
   metrics.addGauge("runner_resident_adapters", "Adapters resident in slots", () => adapters.list().length);
+  metrics.addInfo(
+    "runner_adapter_info",
+    "Display names of each resident adapter, by content id (1 per adapter)",
+    () => adapters.info(),
+  );
   for (const lora of config.loras) {
     await adapters.load({ ...(await readAdapterDir(lora.path)), name: lora.name, pinned: true });
   }

@@ -48,10 +48,19 @@ export interface LoadResult {
 
 export interface Lease {
   slot: number;
-  /** Metrics label: the adapter's name or label, else its id; "base" for the base model. */
-  label: string;
+  /**
+   * What metrics count by: the content id, or "base" for the base model. Never a name or label: labels repeat
+   * across tenants and names are reused after an unload, so neither can tell two adapters' traffic apart.
+   */
+  adapterId: string;
   release(): void;
 }
+
+/**
+ * Display labels of a resident adapter for `runner_adapter_info`; "" where it has none (Prometheus: absent).
+ * A type, not an interface, so that it is assignable to a metrics label record.
+ */
+export type AdapterInfo = { adapter_id: string; name: string; label: string };
 
 interface Entry {
   adapterId: string;
@@ -96,6 +105,12 @@ export class AdapterCache {
     return [...this.bySlot.values()].sort((a, b) => a.slot - b.slot).map((e) => this.view(e));
   }
 
+  info(): AdapterInfo[] {
+    return [...this.bySlot.values()]
+      .sort((a, b) => a.slot - b.slot)
+      .map((e) => ({ adapter_id: e.adapterId, name: e.name ?? "", label: e.label ?? "" }));
+  }
+
   /** What requests may name as `model`: the handle name when there is one, else the content id. */
   servedModels(): { id: string; loadedAt: number }[] {
     return [...this.bySlot.values()]
@@ -126,7 +141,7 @@ export class AdapterCache {
     let released = false;
     return {
       slot: entry.slot,
-      label: entry.name ?? entry.label ?? entry.adapterId,
+      adapterId: entry.adapterId,
       release: () => {
         if (released) return;
         released = true;

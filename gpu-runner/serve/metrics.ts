@@ -1,7 +1,7 @@
 // Prometheus text exposition (format 0.0.4) for the runner's counters, gauges and histograms. Small
 // enough to hand-write; a client library would add a dependency for three metric kinds.
 
-type Labels = Record<string, string>;
+export type Labels = Record<string, string>;
 
 function labelText(labels: Labels): string {
   const parts = Object.entries(labels).map(
@@ -60,6 +60,27 @@ export class Gauge implements Family {
   }
 }
 
+/**
+ * The info idiom (`name{...} 1`): labels that describe a series rather than identify it, joined on an id label
+ * at query time. Read when scraped, so it lists exactly what is true now.
+ */
+export class Info implements Family {
+  readonly type = "gauge";
+  readonly name: string;
+  readonly help: string;
+  private readonly read: () => Labels[];
+
+  constructor(name: string, help: string, read: () => Labels[]) {
+    this.name = name;
+    this.help = help;
+    this.read = read;
+  }
+
+  render(): string[] {
+    return this.read().map((labels) => `${this.name}${labelText(labels)} 1`);
+  }
+}
+
 export class Histogram implements Family {
   readonly type = "histogram";
   readonly name: string;
@@ -102,6 +123,8 @@ export interface RunnerMetrics {
   adapterLoadSeconds: Histogram;
   /** Adds gauges read at scrape time (queue depth, running rows, resident adapters). */
   addGauge(name: string, help: string, read: () => number): void;
+  /** Adds an info series read at scrape time: one `name{labels} 1` line per label set. */
+  addInfo(name: string, help: string, read: () => Labels[]): void;
   render(): string;
 }
 
@@ -112,9 +135,15 @@ export function createMetrics(): RunnerMetrics {
     return f;
   };
   return {
-    requests: add(new Counter("runner_requests_total", "Generation requests accepted, by adapter")),
-    promptTokens: add(new Counter("runner_prompt_tokens_total", "Prompt tokens prefilled, by adapter")),
-    generatedTokens: add(new Counter("runner_generated_tokens_total", "Tokens generated, by adapter")),
+    requests: add(
+      new Counter("runner_requests_total", "Generation requests accepted, by adapter content id"),
+    ),
+    promptTokens: add(
+      new Counter("runner_prompt_tokens_total", "Prompt tokens prefilled, by adapter content id"),
+    ),
+    generatedTokens: add(
+      new Counter("runner_generated_tokens_total", "Tokens generated, by adapter content id"),
+    ),
     batchSize: add(new Histogram("runner_batch_size", "Rows per engine step", [1, 2, 4, 8, 16, 32, 64, 128])),
     adapterLoads: add(new Counter("runner_adapter_loads_total", "Adapters loaded into a slot")),
     adapterEvictions: add(new Counter("runner_adapter_evictions_total", "Adapters evicted to free a slot")),
@@ -126,6 +155,7 @@ export function createMetrics(): RunnerMetrics {
       ),
     ),
     addGauge: (name, help, read) => void add(new Gauge(name, help, read)),
+    addInfo: (name, help, read) => void add(new Info(name, help, read)),
     render: () =>
       `${families
         .flatMap((f) => [`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`, ...f.render()])

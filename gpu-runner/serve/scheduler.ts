@@ -13,7 +13,7 @@ export interface GenerationRequest {
   promptIds: number[];
   /** Engine adapter slot (0 = base model); the caller holds the slot for the request's lifetime. */
   slot: number;
-  /** Adapter name for metrics ("base" for none). */
+  /** Adapter content id metrics count by ("base" for none); never a display name. */
   adapter: string;
   maxTokens: number;
   sampling: SamplingParams;
@@ -190,7 +190,7 @@ export class Scheduler {
       const active = this.waiting.shift() as Active;
       active.seq = this.engine.createSequence(active.req.slot);
       this.running.push(active);
-      this.metrics?.promptTokens.inc({ adapter: active.req.adapter }, active.req.promptIds.length);
+      this.metrics?.promptTokens.inc({ adapter_id: active.req.adapter }, active.req.promptIds.length);
     }
   }
 
@@ -257,7 +257,7 @@ export class Scheduler {
     const sampled = sampleToken(logits, req.sampling, active.rng, active.counts);
     active.generated++;
     active.counts.set(sampled.token, (active.counts.get(sampled.token) ?? 0) + 1);
-    this.metrics?.generatedTokens.inc({ adapter: req.adapter });
+    this.metrics?.generatedTokens.inc({ adapter_id: req.adapter });
     if (req.stopTokenIds.includes(sampled.token)) {
       this.finish(active, "stop", sampled.token);
       return;

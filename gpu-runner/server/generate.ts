@@ -49,7 +49,7 @@ export function startGeneration(
       {
         promptIds: input.promptIds,
         slot: lease.slot,
-        adapter: lease.label,
+        adapter: lease.adapterId,
         maxTokens: input.maxTokens,
         sampling: input.sampling,
         seed: input.seed,

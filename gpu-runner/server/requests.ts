@@ -10,7 +10,7 @@ import { type GenerationEvent, type GenerationInput, startGeneration } from "./g
 export type OpenAiRequest = Parameters<typeof samplingParams>[0];
 
 export function leaseFor(deps: RunnerDeps, model: string): Lease {
-  if (model === deps.modelId) return { slot: 0, label: "base", release: () => {} };
+  if (model === deps.modelId) return { slot: 0, adapterId: "base", release: () => {} };
   return deps.adapters.acquire(model);
 }
 
@@ -98,7 +98,7 @@ export function startAll(
         signal,
       };
       started.push(startGeneration(deps.scheduler, deps.tokenizer, input));
-      deps.metrics.requests.inc({ adapter: input.lease.label });
+      deps.metrics.requests.inc({ adapter_id: input.lease.adapterId });
     }
   } catch (error) {
     controller.abort();

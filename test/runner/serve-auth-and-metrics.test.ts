@@ -1,5 +1,11 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RunnerHealthSchema } from "../../src/contracts/runner.ts";
+import { adapterId, validateAdapter } from "../../src/adapters/validate.ts";
+import { baseModelSpecFromConfig } from "../../src/contracts/base-model.ts";
+import { encodeAdapterConfigHeader, RunnerHealthSchema } from "../../src/contracts/runner.ts";
+import { sha256Hex } from "../../src/crypto.ts";
+import { readSafetensors } from "../../src/safetensors.ts";
 import { type DemoDirs, errorOf, makeDemoDirs, startTestRunner, type TestRunner } from "./serve-helpers.ts";
 
 const TOKEN = "s3cret-runner-token";
@@ -66,10 +72,13 @@ describe("/health and /metrics", () => {
           .find((l) => l.startsWith(`${series} `))
           ?.split(" ")[1],
       );
-    expect(value('runner_requests_total{adapter="support"}')).toBe(2);
-    expect(value('runner_requests_total{adapter="base"}')).toBe(1);
-    expect(value('runner_generated_tokens_total{adapter="support"}')).toBe(6);
-    expect(value('runner_prompt_tokens_total{adapter="base"}')).toBe(
+    const support = t.runner.deps.adapters.find("support")?.adapterId as string;
+    expect(support).toMatch(/^[0-9a-f]{64}$/);
+    expect(value(`runner_requests_total{adapter_id="${support}"}`)).toBe(2);
+    expect(value('runner_requests_total{adapter_id="base"}')).toBe(1);
+    expect(value(`runner_generated_tokens_total{adapter_id="${support}"}`)).toBe(6);
+    expect(value(`runner_adapter_info{adapter_id="${support}",name="support",label=""}`)).toBe(1);
+    expect(value('runner_prompt_tokens_total{adapter_id="base"}')).toBe(
       t.runner.deps.tokenizer.encode("Hello").length,
     );
     expect(value("runner_batch_size_count")).toBeGreaterThanOrEqual(9);
@@ -80,4 +89,53 @@ describe("/health and /metrics", () => {
     expect(text).toContain("# TYPE runner_adapter_evictions_total counter");
     expect(text).toContain("# TYPE runner_batch_size histogram");
   });
+
+  it("keeps two adapters apart when they carry the same label (two tenants' support@3)", async () => {
+    const ids: string[] = [];
+    for (const seed of [21, 22]) {
+      const dir = await dirs.adapter(`tenant-${seed}`, { seed });
+      const u = await upload(dir);
+      const res = await t.app.request(`/v1/adapters/${u.id}`, {
+        method: "PUT",
+        headers: {
+          ...auth,
+          "x-adapter-config": encodeAdapterConfigHeader(u.config),
+          "x-weights-sha256": u.sha,
+          "x-adapter-name": "support@3",
+        },
+        body: u.weights,
+      });
+      expect(res.status).toBe(201);
+      ids.push(u.id);
+    }
+    const [first, second] = ids as [string, string];
+    expect(first).not.toBe(second);
+    for (const model of [first, first, second]) {
+      const res = await t.post("/v1/completions", { model, prompt: "Hi", max_tokens: 2, temperature: 0 });
+      expect(res.status).toBe(200);
+    }
+    const lines = (await (await t.app.request("/metrics", { headers: auth })).text()).split("\n");
+    expect(lines).toContain(`runner_requests_total{adapter_id="${first}"} 2`);
+    expect(lines).toContain(`runner_requests_total{adapter_id="${second}"} 1`);
+    const hi = t.runner.deps.tokenizer.encode("Hi").length;
+    expect(lines).toContain(`runner_prompt_tokens_total{adapter_id="${first}"} ${2 * hi}`);
+    expect(lines).toContain(`runner_prompt_tokens_total{adapter_id="${second}"} ${hi}`);
+    expect(lines).toContain(`runner_adapter_info{adapter_id="${first}",name="",label="support@3"} 1`);
+    expect(lines).toContain(`runner_adapter_info{adapter_id="${second}",name="",label="support@3"} 1`);
+    expect(lines.filter((l) => l.includes('"support@3"') && !l.startsWith("runner_adapter_info"))).toEqual(
+      [],
+    );
+  });
 });
+
+async function upload(dir: string) {
+  const config = JSON.parse(await readFile(join(dir, "adapter_config.json"), "utf8"));
+  const weights = new Uint8Array(await readFile(join(dir, "adapter_model.safetensors")));
+  const spec = await baseModelSpecFromConfig(
+    "demo-llama",
+    JSON.parse(await readFile(join(dirs.model, "config.json"), "utf8")),
+  );
+  const sha = await sha256Hex(weights);
+  const validated = validateAdapter({ config, header: readSafetensors(weights), spec });
+  return { id: await adapterId(sha, validated), sha, config, weights };
+}

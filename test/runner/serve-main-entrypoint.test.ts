@@ -95,7 +95,7 @@ describe("gpu-runner/main.ts", () => {
       if (Date.now() > deadline) throw new Error("the disconnected request still holds its row");
       await new Promise((r) => setTimeout(r, 20));
     }
-    expect(await metric('runner_generated_tokens_total{adapter="base"}')).toBeLessThan(1800);
+    expect(await metric('runner_generated_tokens_total{adapter_id="base"}')).toBeLessThan(1800);
   });
 
   it("exits with the flag, the rule and the value on a bad command line", async () => {

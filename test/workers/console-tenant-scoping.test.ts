@@ -81,7 +81,7 @@ describe("every console view is scoped to the session's tenant", () => {
   });
 
   it("shows which runner holds the tenant's adapters, and only counts other tenants'", async () => {
-    const [v1] = [...mine.labels.keys()];
+    const [v1, v2] = [...mine.labels.keys()] as [string, string];
     const resident = (adapterId: string, slot: number) => ({
       adapterId,
       name: "support@1",
@@ -119,14 +119,24 @@ describe("every console view is scoped to the session's tenant", () => {
           object: "list",
           maxSlots: 4,
           maxRank: 64,
-          data: [resident(v1 as string, 1), resident(theirs.adapterId, 2)],
+          data: [resident(v1, 1), resident(theirs.adapterId, 2), resident(v2, 3)],
         });
       }
       return new Response(
         [
+          "# TYPE runner_requests_total counter",
+          `runner_requests_total{adapter_id="${v1}"} 3`,
+          `runner_requests_total{adapter_id="${theirs.adapterId}"} 9`,
+          'runner_requests_total{adapter_id="base"} 2',
+          `runner_prompt_tokens_total{adapter_id="${v1}"} 41`,
+          `runner_prompt_tokens_total{adapter_id="${theirs.adapterId}"} 77`,
           "# TYPE runner_generated_tokens_total counter",
-          'runner_generated_tokens_total{adapter="support@1"} 150',
-          'runner_generated_tokens_total{adapter="secret-bot@1"} 50',
+          `runner_generated_tokens_total{adapter_id="${v1}"} 150`,
+          `runner_generated_tokens_total{adapter_id="${theirs.adapterId}"} 50`,
+          "# TYPE runner_adapter_info gauge",
+          `runner_adapter_info{adapter_id="${v1}",name="",label="support@1"} 1`,
+          `runner_adapter_info{adapter_id="${theirs.adapterId}",name="",label="secret-bot@1"} 1`,
+          `runner_adapter_info{adapter_id="${v2}",name="",label="support@2"} 1`,
           "runner_adapter_loads_total 7",
           "runner_adapter_evictions_total 2",
           "runner_running_sequences 1",
@@ -155,9 +165,13 @@ describe("every console view is scoped to the session's tenant", () => {
     expect(res.status, html).toBe(200);
     const text = textOf(html);
     expect(text).toContain(
-      "Runner 1 ok, model demo-llama on cpu (native), up 100 s Queue depth 3 Running sequences 1 Tokens/s (mean since start) 2.00 Requests 0 Adapter loads 7 Adapter evictions 2",
+      "Runner 1 ok, model demo-llama on cpu (native), up 100 s Queue depth 3 Running sequences 1 Tokens/s (mean since start) 2.00 Requests 14 Adapter loads 7 Adapter evictions 2",
     );
-    expect(text).toMatch(/support@1 1 8 4\.0 KiB no 0 2026-01-01 00:00:00 UTC/);
+    // Slot, rank, size, pinned, in flight, then requests, prompt and generated tokens matched by content id.
+    expect(text).toMatch(/support@1 1 8 4\.0 KiB no 0 3 41 150 2026-01-01 00:00:00 UTC/);
+    expect(text).toMatch(/support@2 3 8 4\.0 KiB no 0 0 0 0 2026-01-01 00:00:00 UTC/);
+    expect(text).not.toMatch(/\b(77|50)\b/);
+    expect(html).not.toContain(theirs.adapterId);
     expect(text).toContain("1 slot(s) held by other adapters; 4 slots in all.");
     expect(text).not.toContain("secret-bot");
     expect(text).toContain("Runner 2 did not answer.");

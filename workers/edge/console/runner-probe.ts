@@ -7,6 +7,7 @@ import {
   RunnerHealthSchema,
 } from "../../../src/contracts/runner.ts";
 import type { Runner } from "../runner/runner-client.ts";
+import { metricsByAdapter, parseSamples, sumMetrics } from "./prometheus-text.ts";
 
 // Loose views of the runner contract: a page must still show a runner one release ahead or behind this edge.
 const HealthView = z.looseObject(
@@ -37,21 +38,9 @@ export interface RunnerReport {
   maxSlots: number | null;
   /** Sums over all label sets of each sample name in /metrics. */
   metrics: Map<string, number>;
+  /** /metrics per adapter content id (`adapter_id` label): sample name → value. */
+  byAdapter: Map<string, Map<string, number>>;
   problem: string | null;
-}
-
-/** Prometheus text (0.0.4): sums each metric's samples over their labels; comments and bad lines are skipped. */
-export function sumMetrics(text: string): Map<string, number> {
-  const sums = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)/.exec(line);
-    if (!match) continue;
-    const name = match[1] as string;
-    const value = Number(match[3]);
-    if (!Number.isFinite(value) || match[2]?.includes("le=")) continue;
-    sums.set(name, (sums.get(name) ?? 0) + value);
-  }
-  return sums;
 }
 
 async function get(f: RunnerFetch, r: Runner, path: string): Promise<Response> {
@@ -69,6 +58,7 @@ export async function probeRunner(f: RunnerFetch, r: Runner): Promise<RunnerRepo
     resident: [],
     maxSlots: null,
     metrics: new Map(),
+    byAdapter: new Map(),
     problem: null,
   };
   try {
@@ -82,7 +72,9 @@ export async function probeRunner(f: RunnerFetch, r: Runner): Promise<RunnerRepo
     report.health = h.success ? h.data : null;
     report.resident = a.success ? a.data.data : [];
     report.maxSlots = a.success ? a.data.maxSlots : null;
-    report.metrics = metrics.ok ? sumMetrics(await metrics.text()) : new Map();
+    const samples = metrics.ok ? parseSamples(await metrics.text()) : [];
+    report.metrics = sumMetrics(samples);
+    report.byAdapter = metricsByAdapter(samples);
     const broken = [
       h.success ? null : `/health (HTTP ${health.status})`,
       a.success ? null : `/v1/adapters (HTTP ${adapters.status})`,

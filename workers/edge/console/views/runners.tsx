@@ -1,6 +1,8 @@
 /** @jsxImportSource hono/jsx */
 // Runners: each runner of the pool by position (never its URL), its load and cache counters, and which of
-// this tenant's adapter versions it holds. Other tenants' adapters are only counted.
+// this tenant's adapter versions it holds with their traffic, matched by content id (the runner's
+// `adapter_id` label), never by the runner's display labels, which repeat across tenants. Other tenants'
+// adapters are only counted.
 import type { TenantVersion } from "../queries.ts";
 import type { RunnerReport } from "../runner-probe.ts";
 import type { ConsoleSession } from "../session-store.ts";
@@ -19,6 +21,12 @@ function tokensPerSecond(r: RunnerReport): string {
   const uptime = r.health?.uptimeS;
   if (tokens === undefined || uptime === undefined || uptime <= 0) return "–";
   return (tokens / uptime).toFixed(2);
+}
+
+/** A per-adapter counter, or "–" when the runner names no series for that content id (e.g. an older runner). */
+function adapterMetric(r: RunnerReport, adapterId: string, name: string): string {
+  const values = r.byAdapter.get(adapterId);
+  return values === undefined ? "–" : String(Math.round(values.get(name) ?? 0));
 }
 
 function Resident(props: { report: RunnerReport; versions: TenantVersion[] }) {
@@ -51,6 +59,15 @@ function Resident(props: { report: RunnerReport; versions: TenantVersion[] }) {
               <th scope="col" class="num">
                 In flight
               </th>
+              <th scope="col" class="num">
+                Requests
+              </th>
+              <th scope="col" class="num">
+                Prompt tokens
+              </th>
+              <th scope="col" class="num">
+                Generated tokens
+              </th>
               <th scope="col">Loaded</th>
               <th scope="col">Last used</th>
             </tr>
@@ -64,6 +81,11 @@ function Resident(props: { report: RunnerReport; versions: TenantVersion[] }) {
                 <td class="num">{bytes(a.sizeBytes)}</td>
                 <td>{a.pinned ? "yes" : "no"}</td>
                 <td class="num">{a.inFlight}</td>
+                <td class="num">{adapterMetric(props.report, a.adapterId, "runner_requests_total")}</td>
+                <td class="num">{adapterMetric(props.report, a.adapterId, "runner_prompt_tokens_total")}</td>
+                <td class="num">
+                  {adapterMetric(props.report, a.adapterId, "runner_generated_tokens_total")}
+                </td>
                 <td>{when(a.loadedAt)}</td>
                 <td>{when(a.lastUsedAt)}</td>
               </tr>
