@@ -2,48 +2,15 @@
 // slot mask), with primitive or fused ops (RMSNorm as one node, the WebGPU default), must keep DESIGN
 // invariant 4 on their own: every HF fixture case and the mixed-adapter batch give HF's greedy tokens and
 // logits within 1e-4 relative, on both CPU backends, whichever variant the defaults would pick.
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { z } from "zod";
 import { createEngine } from "../../gpu-runner/engine/engine.ts";
-import type { Backend, Engine, SequenceId } from "../../gpu-runner/engine/types.ts";
+import type { Backend, Engine } from "../../gpu-runner/engine/types.ts";
 import { loadHfModel } from "../../gpu-runner/model/hf-model.ts";
 import { readPeftDir } from "../../gpu-runner/model/peft-dir.ts";
 import type { LoraPath } from "../../gpu-runner/onnx/llama-decoder.ts";
-import { argmax, relativeError } from "../helpers/naive-llama.ts";
-
-const FIXTURES = join(import.meta.dirname, "..", "fixtures", "hf");
-const MODELS = ["tiny-llama", "tiny-llama3", "tiny-qwen2"];
-const ADAPTERS = ["qv", "all7", "patterns"];
-
-const CaseSchema = z.strictObject({
-  adapter: z.enum(ADAPTERS).nullable(),
-  input_ids: z.array(z.number().int()).min(1),
-  last_logits: z.array(z.number()).length(256),
-  greedy: z.array(z.number().int()).length(8),
-});
-const ExpectedSchema = z.looseObject({
-  cases: z.array(CaseSchema).min(8),
-  mixed_batch: z.array(CaseSchema).min(2),
-});
-type Case = z.infer<typeof CaseSchema>;
-
-const slotOf = (adapter: string | null) => (adapter === null ? 0 : ADAPTERS.indexOf(adapter) + 1);
-
-async function run(engine: Engine, cases: Case[]): Promise<{ logits: Float32Array[]; greedy: number[][] }> {
-  const seqs: SequenceId[] = cases.map((c) => engine.createSequence(slotOf(c.adapter)));
-  const first = await engine.step(cases.map((c, i) => ({ seq: seqs[i] as number, tokens: c.input_ids })));
-  const greedy = first.map((l) => [argmax(l)]);
-  for (let t = 1; t < 8; t++) {
-    const next = await engine.step(
-      seqs.map((seq, i) => ({ seq, tokens: [(greedy[i] as number[]).at(-1) as number] })),
-    );
-    for (const [i, l] of next.entries()) greedy[i]?.push(argmax(l));
-  }
-  for (const seq of seqs) engine.release(seq);
-  return { logits: first, greedy };
-}
+import { ADAPTERS, FIXTURES, MODELS, readExpected, runGreedy } from "../helpers/hf-fixtures.ts";
+import { relativeError } from "../helpers/naive-llama.ts";
 
 const VARIANTS: [LoraPath, "primitive ops" | "fused ops"][] = [
   ["gather", "primitive ops"],
@@ -58,7 +25,7 @@ describe.each(VARIANTS.flatMap(([path, ops]) => BACKENDS.map((backend) => [path,
   (loraPath, ops, backend) => {
     describe.each(MODELS)("%s", (model) => {
       const dir = join(FIXTURES, model);
-      const expected = ExpectedSchema.parse(JSON.parse(readFileSync(join(dir, "expected.json"), "utf8")));
+      const expected = readExpected(dir);
       let engine: Engine;
 
       beforeAll(async () => {
@@ -79,14 +46,14 @@ describe.each(VARIANTS.flatMap(([path, ops]) => BACKENDS.map((backend) => [path,
 
       it("every fixture case alone: logits within 1e-4 relative and the same 8 greedy tokens", async () => {
         for (const c of expected.cases) {
-          const { logits, greedy } = await run(engine, [c]);
+          const { logits, greedy } = await runGreedy(engine, [c]);
           expect(relativeError(logits[0] as Float32Array, c.last_logits)).toBeLessThan(1e-4);
           expect(greedy[0]).toEqual(c.greedy);
         }
       });
 
       it("the mixed-adapter batch matches HF's batched rows", async () => {
-        const batch = await run(engine, expected.mixed_batch);
+        const batch = await runGreedy(engine, expected.mixed_batch);
         for (const [i, c] of expected.mixed_batch.entries()) {
           expect(relativeError(batch.logits[i] as Float32Array, c.last_logits)).toBeLessThan(1e-4);
           expect(batch.greedy[i]).toEqual(c.greedy);

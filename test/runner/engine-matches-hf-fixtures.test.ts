@@ -2,53 +2,19 @@
 // transformers + PEFT in float32 (test/fixtures/README.md). On both CPU backends the engine must give the
 // same greedy tokens and last-position logits within 1e-4 relative, and each row of a mixed-adapter batch
 // must equal HF's batched row and the same request run alone.
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { z } from "zod";
 import { createEngine } from "../../gpu-runner/engine/engine.ts";
-import type { Backend, Engine, SequenceId } from "../../gpu-runner/engine/types.ts";
+import type { Backend, Engine } from "../../gpu-runner/engine/types.ts";
 import { loadHfModel } from "../../gpu-runner/model/hf-model.ts";
 import { readPeftDir } from "../../gpu-runner/model/peft-dir.ts";
-import { argmax, relativeError } from "../helpers/naive-llama.ts";
-
-const FIXTURES = join(import.meta.dirname, "..", "fixtures", "hf");
-const MODELS = ["tiny-llama", "tiny-llama3", "tiny-qwen2"];
-const ADAPTERS = ["qv", "all7", "patterns"];
-
-const CaseSchema = z.strictObject({
-  adapter: z.enum(ADAPTERS).nullable(),
-  input_ids: z.array(z.number().int()).min(1),
-  last_logits: z.array(z.number()).length(256),
-  greedy: z.array(z.number().int()).length(8),
-});
-const ExpectedSchema = z.looseObject({
-  cases: z.array(CaseSchema).min(8),
-  mixed_batch: z.array(CaseSchema).min(2),
-});
-type Case = z.infer<typeof CaseSchema>;
-
-const slotOf = (adapter: string | null) => (adapter === null ? 0 : ADAPTERS.indexOf(adapter) + 1);
-
-/** Prefill all rows in one step, then decode them together; returns the prefill logits and the greedy tokens. */
-async function run(engine: Engine, cases: Case[]): Promise<{ logits: Float32Array[]; greedy: number[][] }> {
-  const seqs: SequenceId[] = cases.map((c) => engine.createSequence(slotOf(c.adapter)));
-  const first = await engine.step(cases.map((c, i) => ({ seq: seqs[i] as number, tokens: c.input_ids })));
-  const greedy = first.map((l) => [argmax(l)]);
-  for (let t = 1; t < 8; t++) {
-    const next = await engine.step(
-      seqs.map((seq, i) => ({ seq, tokens: [(greedy[i] as number[]).at(-1) as number] })),
-    );
-    for (const [i, l] of next.entries()) greedy[i]?.push(argmax(l));
-  }
-  for (const seq of seqs) engine.release(seq);
-  return { logits: first, greedy };
-}
+import { ADAPTERS, FIXTURES, MODELS, readExpected, runGreedy } from "../helpers/hf-fixtures.ts";
+import { relativeError } from "../helpers/naive-llama.ts";
 
 describe.each(["native", "wasm"] as Backend[])("HF parity on %s CPU", (backend) => {
   describe.each(MODELS)("%s", (model) => {
     const dir = join(FIXTURES, model);
-    const expected = ExpectedSchema.parse(JSON.parse(readFileSync(join(dir, "expected.json"), "utf8")));
+    const expected = readExpected(dir);
     let engine: Engine;
 
     beforeAll(async () => {
@@ -63,16 +29,16 @@ describe.each(["native", "wasm"] as Backend[])("HF parity on %s CPU", (backend) 
     it.each(expected.cases.map((c) => [c.adapter ?? "base", c.input_ids.length, c] as const))(
       "%s, %i-token prompt: logits within 1e-4 relative and the same 8 greedy tokens",
       async (_adapter, _length, c) => {
-        const { logits, greedy } = await run(engine, [c]);
+        const { logits, greedy } = await runGreedy(engine, [c]);
         expect(relativeError(logits[0] as Float32Array, c.last_logits)).toBeLessThan(1e-4);
         expect(greedy[0]).toEqual(c.greedy);
       },
     );
 
     it("a mixed-adapter batch matches HF's batched rows and each request run alone", async () => {
-      const batch = await run(engine, expected.mixed_batch);
+      const batch = await runGreedy(engine, expected.mixed_batch);
       for (const [i, c] of expected.mixed_batch.entries()) {
-        const alone = await run(engine, [c]);
+        const alone = await runGreedy(engine, [c]);
         expect(relativeError(batch.logits[i] as Float32Array, c.last_logits)).toBeLessThan(1e-4);
         expect(batch.greedy[i]).toEqual(c.greedy);
         expect(relativeError(batch.logits[i] as Float32Array, alone.logits[0] as Float32Array)).toBeLessThan(
