@@ -4,8 +4,8 @@ import { defineCommand, runMain } from "citty";
 import type { Results, Route } from "../src/contracts/experiments.ts";
 import { AppError } from "../src/errors.ts";
 import { parseNumber, parseVariants, parseWeights } from "./lib/experiment-args.ts";
-import { createExperimentClient, type ExperimentClient } from "./lib/experiment-client.ts";
-import { EdgeError } from "./lib/edge-client.ts";
+import { createExperimentClient, type ExperimentClient } from "../cli/experiment-client.ts";
+import { EdgeError } from "../cli/edge-client.ts";
 
 const common = {
   endpoint: { type: "string", description: "edge URL (or EDGE_URL)" },

@@ -5,8 +5,8 @@ import { defineCommand, runMain } from "citty";
 import { SingleBar } from "cli-progress";
 import { validateAdapter } from "../src/adapters/validate.ts";
 import { AppError } from "../src/errors.ts";
-import { type AdapterDir, readAdapterDir, sha256File } from "./lib/adapter-dir.ts";
-import { createEdgeClient, EdgeError } from "./lib/edge-client.ts";
+import { type AdapterDir, readAdapterDir, sha256File } from "../cli/adapter-dir.ts";
+import { createEdgeClient, EdgeError } from "../cli/edge-client.ts";
 
 const MiB = 1024 * 1024;
 

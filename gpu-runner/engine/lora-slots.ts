@@ -11,7 +11,7 @@ import {
   type LoraPath,
   linearShape,
   moduleName,
-} from "../onnx/llama-decoder.ts";
+} from "./onnx/llama-decoder.ts";
 import type { Ort, OrtTensor } from "./ort-backend.ts";
 import type { AdapterModuleWeights, AdapterWeights } from "./types.ts";
 

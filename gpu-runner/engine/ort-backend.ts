@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type * as OrtNode from "onnxruntime-node";
 import { AppError } from "../../src/errors.ts";
-import type { GraphBuilder } from "../onnx/graph-builder.ts";
+import type { GraphBuilder } from "./onnx/graph-builder.ts";
 import type { Backend, Device } from "./types.ts";
 
 export type Ort = typeof OrtNode;

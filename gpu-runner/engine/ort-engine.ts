@@ -1,8 +1,8 @@
 // The Engine on one onnxruntime session: validates step rows, assembles each step's feeds (tokens, rotary
 // tables, mask, LoRA stacks, past K/V) and keeps every sequence's cache up to date.
 import { AppError } from "../../src/errors.ts";
-import type { HfModel } from "../model/hf-model.ts";
-import { io } from "../onnx/llama-decoder.ts";
+import type { HfModel } from "./model/hf-model.ts";
+import { io } from "./onnx/llama-decoder.ts";
 import { appendStep, emptyRow, gatherBlock, type KvRow, reusableBlock } from "./kv-cache.ts";
 import type { KvFeeder } from "./kv-feeds.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";

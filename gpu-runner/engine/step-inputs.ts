@@ -1,7 +1,7 @@
 // The per-step graph inputs besides weights and caches: token ids, rotary cos/sin and the additive mask.
 // New tokens are left-padded to a common T, so every row's last token sits at position T-1, where the
 // graph takes the logits. `past` is the cache capacity C the graph reads.
-import { type Rope, writeCosSin } from "../model/rope.ts";
+import { type Rope, writeCosSin } from "./model/rope.ts";
 
 /** torch.finfo(float32).min, the value HF adds for masked positions: finite, so no row ever becomes NaN. */
 const MASKED = -3.4028234663852886e38;

@@ -2,9 +2,9 @@
 // returns, per requested input, the name of its gradient. Only nodes on a path from a requested input to the
 // loss get a backward, so frozen weights (initializers) never get a gradient computed or stored.
 import { AppError } from "../../src/errors.ts";
-import type { GraphBuilder } from "../onnx/graph-builder.ts";
-import type { NodeDef } from "../onnx/onnx-proto.ts";
-import { add } from "../onnx/ops.ts";
+import type { GraphBuilder } from "../engine/onnx/graph-builder.ts";
+import type { NodeDef } from "../engine/onnx/onnx-proto.ts";
+import { add } from "../engine/onnx/ops.ts";
 import { GRAD_RULES, type GradContext } from "./grad-rules.ts";
 import { inferShapes } from "./shapes.ts";
 

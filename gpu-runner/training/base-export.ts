@@ -4,8 +4,8 @@ import { copyFileSync, mkdirSync, readdirSync } from "node:fs";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fromFloat32, type TensorToWrite, writeSafetensors } from "../../src/safetensors.ts";
-import type { HfModel } from "../model/hf-model.ts";
-import { transposeMatrix } from "../onnx/llama-decoder.ts";
+import type { HfModel } from "../engine/model/hf-model.ts";
+import { transposeMatrix } from "../engine/onnx/llama-decoder.ts";
 import type { BaseParam } from "./lora-params.ts";
 
 /** The trained tensor in HF layout (linear weights come back from the graph's [in, out]). */

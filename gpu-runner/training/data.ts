@@ -4,7 +4,7 @@
 // is collected with its number, so one run reports them all.
 import { z } from "zod";
 import { formatIssues } from "../../src/contracts/issues.ts";
-import type { RunnerTokenizer } from "../tokenizer/index.ts";
+import type { RunnerTokenizer } from "../engine/tokenizer/index.ts";
 import type { TokenRow } from "./batches.ts";
 
 const Message = z.looseObject({ role: z.enum(["system", "user", "assistant"]), content: z.string() });

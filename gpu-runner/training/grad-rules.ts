@@ -1,9 +1,9 @@
 // Backward rules, one per ONNX op the forward graphs emit. Each receives the node, the gradients of its
 // outputs (null where an output does not reach the loss) and which inputs need a gradient; it emits ONNX nodes
 // and returns one gradient name per input (null where not needed). Shapes are static (shapes.ts).
-import type { GraphBuilder } from "../onnx/graph-builder.ts";
-import type { NodeDef } from "../onnx/onnx-proto.ts";
-import { div, matMul, mul, neg, reshape, scalar, sub, transpose } from "../onnx/ops.ts";
+import type { GraphBuilder } from "../engine/onnx/graph-builder.ts";
+import type { NodeDef } from "../engine/onnx/onnx-proto.ts";
+import { div, matMul, mul, neg, reshape, scalar, sub, transpose } from "../engine/onnx/ops.ts";
 import { attrInt, attrInts, normAxis, numel, type Shape, sliceRange } from "./shapes.ts";
 
 export interface GradContext {

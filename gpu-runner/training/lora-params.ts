@@ -5,7 +5,7 @@ import type { PeftLoraConfig } from "../../src/contracts/peft-config.ts";
 import { effectiveModules, targetingProblems } from "../../src/adapters/peft.ts";
 import { AppError } from "../../src/errors.ts";
 import type { AdapterWeights } from "../engine/types.ts";
-import { createRng } from "../serve/prng.ts";
+import { createRng } from "../../src/random.ts";
 import type { TrainModule } from "./train-graph.ts";
 
 export interface LoraParams {

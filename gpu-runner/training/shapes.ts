@@ -2,8 +2,8 @@
 // (sequences are padded to a length bucket), so every value has a known shape; the backward pass needs them
 // to undo broadcasting, pad slices back and split concatenations.
 import { AppError } from "../../src/errors.ts";
-import type { GraphBuilder } from "../onnx/graph-builder.ts";
-import type { AttrValue, NodeDef } from "../onnx/onnx-proto.ts";
+import type { GraphBuilder } from "../engine/onnx/graph-builder.ts";
+import type { AttrValue, NodeDef } from "../engine/onnx/onnx-proto.ts";
 
 export type Shape = number[];
 

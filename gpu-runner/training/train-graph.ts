@@ -3,12 +3,23 @@
 // autodiff.ts with one output per LoRA tensor. Base weights are initializers: frozen, read once per session.
 // Built for a fixed [batch, seq]; rows are right-padded, so causal attention alone keeps padding out of
 // every real position, and padded targets carry loss weight 0.
-import type { GraphBuilder } from "../onnx/graph-builder.ts";
-import { GraphBuilder as Builder } from "../onnx/graph-builder.ts";
-import { rmsNorm, rotary } from "../onnx/layers.ts";
-import { type DecoderSpec, transposeMatrix, type WeightSource } from "../onnx/llama-decoder.ts";
-import { add, gather, matMul, mul, neg, reshape, scalar, sigmoid, softmax, transpose } from "../onnx/ops.ts";
-import { type Rope, writeCosSin } from "../model/rope.ts";
+import type { GraphBuilder } from "../engine/onnx/graph-builder.ts";
+import { GraphBuilder as Builder } from "../engine/onnx/graph-builder.ts";
+import { rmsNorm, rotary } from "../engine/onnx/layers.ts";
+import { type DecoderSpec, transposeMatrix, type WeightSource } from "../engine/onnx/llama-decoder.ts";
+import {
+  add,
+  gather,
+  matMul,
+  mul,
+  neg,
+  reshape,
+  scalar,
+  sigmoid,
+  softmax,
+  transpose,
+} from "../engine/onnx/ops.ts";
+import { type Rope, writeCosSin } from "../engine/model/rope.ts";
 import { appendBackward } from "./autodiff.ts";
 import { reduceSum } from "./grad-rules.ts";
 

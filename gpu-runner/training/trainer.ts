@@ -3,8 +3,8 @@
 // run. Gradients of accumulated micro-batches are summed here, then clipped and applied by optimizer.ts.
 import type { Session } from "../engine/ort-backend.ts";
 import { createSession, type Ort } from "../engine/ort-backend.ts";
-import type { HfModel } from "../model/hf-model.ts";
-import { createRng, type Rng } from "../serve/prng.ts";
+import type { HfModel } from "../engine/model/hf-model.ts";
+import { createRng, type Rng } from "../../src/random.ts";
 import { countTargets, type Feeds, makeFeeds, type TokenRow } from "./batches.ts";
 import { type LoraParams, tensorsOf } from "./lora-params.ts";
 import {

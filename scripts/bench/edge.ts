@@ -222,7 +222,7 @@ function report(rows: LatencyRow[], cold: ColdRow[] | null, experiment: Overhead
     "",
     "Reading: `GET /health` touches neither D1 nor a runner; the floor Worker adds the hop to the runner. Above " +
       "the floor, a warm chat request pays what our code does per request: the API key and the model resolved " +
-      "from the isolate's caches (`workers/edge/cache/`, the `resolve` span), the route lookup, and the body and " +
+      "from the isolate's caches (`workers/edge/registry/model-cache.ts`, `workers/edge/tenants/key-cache.ts`, the `resolve` span), the route lookup, and the body and " +
       "stream handling. A cold start adds one `adapter_not_loaded` round trip, the R2 read and the PUT into the " +
       "runner (the `load` span covers all three) and the retry.",
   ].join("\n");

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineCommand, runMain } from "citty";
-import { loadHfModel } from "../../gpu-runner/model/hf-model.ts";
+import { loadHfModel } from "../../gpu-runner/engine/model/hf-model.ts";
 import type { TokenRow } from "../../gpu-runner/training/batches.ts";
 import { initLora, trainModules } from "../../gpu-runner/training/lora-params.ts";
 import { OptimizerConfigSchema } from "../../gpu-runner/training/optimizer.ts";

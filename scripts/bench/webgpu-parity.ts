@@ -6,9 +6,9 @@ import { join } from "node:path";
 import { defineCommand, runMain } from "citty";
 import { createEngine } from "../../gpu-runner/engine/engine.ts";
 import type { Backend, Device, Engine } from "../../gpu-runner/engine/types.ts";
-import { loadHfModel } from "../../gpu-runner/model/hf-model.ts";
-import { readPeftDir } from "../../gpu-runner/model/peft-dir.ts";
-import type { LoraPath } from "../../gpu-runner/onnx/llama-decoder.ts";
+import { loadHfModel } from "../../gpu-runner/engine/model/hf-model.ts";
+import { readPeftDir } from "../../gpu-runner/engine/model/peft-dir.ts";
+import type { LoraPath } from "../../gpu-runner/engine/onnx/llama-decoder.ts";
 
 const ADAPTERS = ["qv", "all7", "patterns"];
 

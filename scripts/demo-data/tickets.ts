@@ -1,7 +1,7 @@
 // A seeded synthetic support-ticket dataset for the demo: five categories, each ticket built from phrase
 // templates with names, products and numbers filled in. Two tasks share the tickets: classification (the
 // answer is the category word) and replies in one company's tone ("Nimbus Support").
-import { createRng, type Rng } from "../../gpu-runner/serve/prng.ts";
+import { createRng, type Rng } from "../../src/random.ts";
 
 export const CATEGORIES = ["billing", "technical", "account", "shipping", "feature"] as const;
 export type Category = (typeof CATEGORIES)[number];

@@ -8,10 +8,10 @@ import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { defineCommand, runMain } from "citty";
-import { runTraining } from "../train/pipeline.ts";
-import type { ProgressSink } from "../train/progress.ts";
-import type { TrainReport } from "../train/report.ts";
-import { parseSettings } from "../train/settings.ts";
+import { runTraining } from "../../gpu-runner/training/program/pipeline.ts";
+import type { ProgressSink } from "../../gpu-runner/training/program/progress.ts";
+import type { TrainReport } from "../../gpu-runner/training/program/report.ts";
+import { parseSettings } from "../../gpu-runner/training/program/settings.ts";
 import { writeDemoData } from "./index.ts";
 import { warmUpBase } from "./warm-up-base.ts";
 

@@ -2,8 +2,8 @@
 // the probability on any token, so no LoRA adapter on it can answer confidently. Before the demo adapters
 // are trained, the trainer's full-parameter mode trains the base's final norm and output head on a bundled
 // corpus (the tokenizer's English text and unlabeled ticket text), and writes the result as a new base.
-import { loadHfModel } from "../../gpu-runner/model/hf-model.ts";
-import { loadTokenizer } from "../../gpu-runner/tokenizer/index.ts";
+import { loadHfModel } from "../../gpu-runner/engine/model/hf-model.ts";
+import { loadTokenizer } from "../../gpu-runner/engine/tokenizer/index.ts";
 import type { TokenRow } from "../../gpu-runner/training/batches.ts";
 import { writeTrainedBase } from "../../gpu-runner/training/base-export.ts";
 import type { LoraParams } from "../../gpu-runner/training/lora-params.ts";

@@ -1,7 +1,7 @@
 // Seeded PEFT LoRA adapters for the demo model, with non-zero B so that each adapter changes the output.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createRng } from "../../gpu-runner/serve/prng.ts";
+import { createRng } from "../../src/random.ts";
 import { fromFloat32, type TensorToWrite, writeSafetensors } from "../../src/safetensors.ts";
 import { DEFAULT_DIMS, type DemoDims, llamaShapes } from "./weights.ts";
 

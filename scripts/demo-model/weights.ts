@@ -1,5 +1,5 @@
 // The demo model's config and seeded random weights, named as transformers' LlamaForCausalLM saves them.
-import { createRng } from "../../gpu-runner/serve/prng.ts";
+import { createRng } from "../../src/random.ts";
 import { fromFloat32, type TensorToWrite } from "../../src/safetensors.ts";
 
 export interface DemoDims {

@@ -8,7 +8,7 @@ import { basename, join } from "node:path";
 import { z } from "zod";
 import { writeDemoAdapter } from "../demo-model/adapter.ts";
 import { writeDemoModel } from "../demo-model/index.ts";
-import { CONFIG_FILE, sha256File, WEIGHTS_FILE } from "./adapter-dir.ts";
+import { CONFIG_FILE, sha256File, WEIGHTS_FILE } from "../../cli/adapter-dir.ts";
 import { ROOT, runToEnd } from "./processes.ts";
 
 const CredentialsSchema = z.strictObject({

@@ -1,4 +1,4 @@
-// Child processes of the local pipeline: runners (`gpu-runner/main.ts`) and the edge (`wrangler dev` with
+// Child processes of the local pipeline: runners (`gpu-runner/serving/main.ts`) and the edge (`wrangler dev` with
 // local D1 and R2). `npm start`, the e2e tests and the edge benchmark all start them through here, so what
 // the tests exercise is what users run. Each child leads its own process group: wrangler starts workerd
 // beneath it, and stopping the group stops both.
@@ -132,7 +132,7 @@ export interface RunnerProcess extends Child {
 
 export async function startRunner(options: RunnerOptions): Promise<RunnerProcess> {
   const args = [
-    "gpu-runner/main.ts",
+    "gpu-runner/serving/main.ts",
     "--model",
     options.model,
     "--port",

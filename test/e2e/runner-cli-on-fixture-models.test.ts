@@ -1,5 +1,5 @@
 // The runner as a user starts it, on the Hugging Face fixture models (save_pretrained directories without a
-// tokenizer): `node gpu-runner/main.ts --model <dir> --lora ...` comes up in token-ids mode, and greedy
+// tokenizer): `node gpu-runner/serving/main.ts --model <dir> --lora ...` comes up in token-ids mode, and greedy
 // completions over HTTP return exactly the tokens transformers + PEFT produced (expected.json), one request
 // at a time and all at once with mixed adapters.
 import { type ChildProcess, spawn } from "node:child_process";
@@ -33,7 +33,7 @@ interface Started {
 
 /** Spawns the runner on port 0 and reads the port the OS gave it from the start-up line. */
 async function startRunner(args: string[]): Promise<Started> {
-  const child = spawn(NODE, ["gpu-runner/main.ts", ...args, "--port", "0"], {
+  const child = spawn(NODE, ["gpu-runner/serving/main.ts", ...args, "--port", "0"], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -59,7 +59,7 @@ async function stopRunner(started: Started | undefined): Promise<void> {
   await exited;
 }
 
-describe.each(["tiny-llama", "tiny-llama3", "tiny-qwen2"])("gpu-runner/main.ts on %s", (model) => {
+describe.each(["tiny-llama", "tiny-llama3", "tiny-qwen2"])("gpu-runner/serving/main.ts on %s", (model) => {
   const dir = join("test", "fixtures", "hf", model);
   const expected = ExpectedSchema.parse(JSON.parse(readFileSync(join(ROOT, dir, "expected.json"), "utf8")));
   let runner: Started;

@@ -27,7 +27,7 @@ async function train(out: string, seed: number, ...extra: string[]): Promise<Eve
 
 async function trainWith(out: string, seed: number, extra: string[]): Promise<Event[]> {
   const args = [
-    `${ROOT}/scripts/train.ts`,
+    `${ROOT}/gpu-runner/training/main.ts`,
     ...["--base", join(p.work, "demo-llama"), "--data", data, "--out", out, "--seed", String(seed)],
     ...[
       "--epochs",
@@ -225,7 +225,13 @@ describe("npm run train --publish --canary", () => {
   });
 
   it("refuses a canary without --publish before training", async () => {
-    const args = [`${ROOT}/scripts/train.ts`, "--base", join(p.work, "demo-llama"), "--data", data];
+    const args = [
+      `${ROOT}/gpu-runner/training/main.ts`,
+      "--base",
+      join(p.work, "demo-llama"),
+      "--data",
+      data,
+    ];
     await expect(
       runToEnd("train", process.execPath, [...args, "--out", join(p.work, "x"), "--canary", "10"]),
     ).rejects.toThrow(/--canary needs --publish/);

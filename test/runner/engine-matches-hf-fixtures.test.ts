@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine } from "../../gpu-runner/engine/engine.ts";
 import type { Backend, Engine } from "../../gpu-runner/engine/types.ts";
-import { loadHfModel } from "../../gpu-runner/model/hf-model.ts";
-import { readPeftDir } from "../../gpu-runner/model/peft-dir.ts";
+import { loadHfModel } from "../../gpu-runner/engine/model/hf-model.ts";
+import { readPeftDir } from "../../gpu-runner/engine/model/peft-dir.ts";
 import { ADAPTERS, FIXTURES, MODELS, readExpected, runGreedy } from "../helpers/hf-fixtures.ts";
 import { relativeError } from "../helpers/naive-llama.ts";
 

@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine } from "../../gpu-runner/engine/engine.ts";
 import type { Backend, Engine } from "../../gpu-runner/engine/types.ts";
-import { loadHfModel } from "../../gpu-runner/model/hf-model.ts";
-import { readPeftDir } from "../../gpu-runner/model/peft-dir.ts";
+import { loadHfModel } from "../../gpu-runner/engine/model/hf-model.ts";
+import { readPeftDir } from "../../gpu-runner/engine/model/peft-dir.ts";
 import { argmax, relativeError } from "../helpers/naive-llama.ts";
 import { prompt, TINY_ADAPTERS, writeTinyModels } from "../helpers/tiny-models.ts";
 

@@ -1,9 +1,9 @@
-// The graph's building blocks (gpu-runner/onnx/layers.ts), each run alone in onnxruntime and checked against
+// The graph's building blocks (gpu-runner/engine/onnx/layers.ts), each run alone in onnxruntime and checked against
 // the same math written in plain TypeScript, so a backward-graph emitter can trust them one by one.
 import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
-import { GraphBuilder } from "../../gpu-runner/onnx/graph-builder.ts";
-import { linear, rmsNorm, rotary } from "../../gpu-runner/onnx/layers.ts";
+import { GraphBuilder } from "../../gpu-runner/engine/onnx/graph-builder.ts";
+import { linear, rmsNorm, rotary } from "../../gpu-runner/engine/onnx/layers.ts";
 import { seededValues } from "../../scripts/bench/synthetic-model.ts";
 
 function rng(seed: number): () => number {

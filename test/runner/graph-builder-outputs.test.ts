@@ -2,8 +2,8 @@
 // exposed under two names, must still come out of onnxruntime as itself.
 import * as ort from "onnxruntime-node";
 import { expect, it } from "vitest";
-import { GraphBuilder } from "../../gpu-runner/onnx/graph-builder.ts";
-import { add, mul } from "../../gpu-runner/onnx/ops.ts";
+import { GraphBuilder } from "../../gpu-runner/engine/onnx/graph-builder.ts";
+import { add, mul } from "../../gpu-runner/engine/onnx/ops.ts";
 
 it("exposes node outputs, graph inputs and shared values under every name asked for", async () => {
   const g = new GraphBuilder();

@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadHfModel } from "../../gpu-runner/model/hf-model.ts";
-import { io } from "../../gpu-runner/onnx/llama-decoder.ts";
+import { loadHfModel } from "../../gpu-runner/engine/model/hf-model.ts";
+import { io } from "../../gpu-runner/engine/onnx/llama-decoder.ts";
 import { writeSyntheticModel } from "../../scripts/bench/synthetic-model.ts";
 import { TINY_MODELS } from "../helpers/tiny-models.ts";
 

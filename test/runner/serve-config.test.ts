@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseConfig } from "../../gpu-runner/config.ts";
+import { parseConfig } from "../../gpu-runner/serving/config.ts";
 
 describe("runner command line", () => {
   it("reads flags, repeated --lora and RUNNER_TOKEN, with defaults", () => {

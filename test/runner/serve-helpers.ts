@@ -5,10 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DemoAdapterOptions, writeDemoAdapter } from "../../scripts/demo-model/adapter.ts";
 import type { Hono } from "hono";
-import type { StaticLora } from "../../gpu-runner/config.ts";
+import type { StaticLora } from "../../gpu-runner/serving/config.ts";
 import { createEngine } from "../../gpu-runner/engine/engine.ts";
-import { buildRunner, type Runner } from "../../gpu-runner/runtime.ts";
-import { createApp } from "../../gpu-runner/server/app.ts";
+import { buildRunner, type Runner } from "../../gpu-runner/serving/runtime.ts";
+import { createApp } from "../../gpu-runner/serving/http/app.ts";
 import { writeDemoModel } from "../../scripts/demo-model/index.ts";
 import { type ErrorEnvelope, ErrorEnvelopeSchema } from "../../src/contracts/openai.ts";
 

@@ -15,7 +15,7 @@ beforeAll(async () => {
   child = spawn(
     process.execPath,
     [
-      "gpu-runner/main.ts",
+      "gpu-runner/serving/main.ts",
       "--model",
       dirs.model,
       "--lora",
@@ -46,7 +46,7 @@ afterAll(async () => {
   await dirs?.cleanup();
 });
 
-describe("gpu-runner/main.ts", () => {
+describe("gpu-runner/serving/main.ts", () => {
   it("serves chat over HTTP with the static adapter, behind RUNNER_TOKEN", async () => {
     expect(log).toContain("demo-llama (llama) on cpu/native");
     expect((await fetch(`${base}/health`)).status).toBe(401);
@@ -101,7 +101,7 @@ describe("gpu-runner/main.ts", () => {
   it("exits with the flag, the rule and the value on a bad command line", async () => {
     const bad = spawn(
       process.execPath,
-      ["gpu-runner/main.ts", "--model", dirs.model, "--max-batch", "zero"],
+      ["gpu-runner/serving/main.ts", "--model", dirs.model, "--max-batch", "zero"],
       {
         stdio: ["ignore", "pipe", "pipe"],
       },

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createRng, foldSeed } from "../../gpu-runner/serve/prng.ts";
-import { argmax, type SamplingParams, sampleToken, topIds } from "../../gpu-runner/serve/sampler.ts";
+import { createRng, foldSeed } from "../../src/random.ts";
+import { argmax, type SamplingParams, sampleToken, topIds } from "../../gpu-runner/engine/sampler.ts";
 
 const logits = Float32Array.from([1, 3, 2, 3, -1, 0.5]);
 const params = (p: Partial<SamplingParams>): SamplingParams => ({

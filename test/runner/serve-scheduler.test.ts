@@ -7,9 +7,9 @@ import type {
   GenerationEnd,
   GenerationRequest,
   Scheduler as SchedulerType,
-} from "../../gpu-runner/serve/scheduler.ts";
-import { createMetrics } from "../../gpu-runner/serve/metrics.ts";
-import { Scheduler } from "../../gpu-runner/serve/scheduler.ts";
+} from "../../gpu-runner/serving/scheduler.ts";
+import { createMetrics } from "../../gpu-runner/serving/metrics.ts";
+import { Scheduler } from "../../gpu-runner/serving/scheduler.ts";
 import { type DemoDirs, makeDemoDirs } from "./serve-helpers.ts";
 
 let dirs: DemoDirs;

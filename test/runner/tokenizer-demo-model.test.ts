@@ -1,7 +1,11 @@
 import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createStopMatcher, loadTokenizer, type RunnerTokenizer } from "../../gpu-runner/tokenizer/index.ts";
+import {
+  createStopMatcher,
+  loadTokenizer,
+  type RunnerTokenizer,
+} from "../../gpu-runner/engine/tokenizer/index.ts";
 import { type DemoDirs, makeDemoDirs } from "./serve-helpers.ts";
 
 let dirs: DemoDirs;

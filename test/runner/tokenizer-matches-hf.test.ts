@@ -2,7 +2,7 @@
 // on a Llama-3-style BPE tokenizer (test/fixtures/tokenizer, see its README).
 import { readFile } from "node:fs/promises";
 import { beforeAll, describe, expect, it } from "vitest";
-import { loadTokenizer, type RunnerTokenizer } from "../../gpu-runner/tokenizer/index.ts";
+import { loadTokenizer, type RunnerTokenizer } from "../../gpu-runner/engine/tokenizer/index.ts";
 
 interface Expected {
   encodings: { text: string; ids: number[]; decoded: string }[];

@@ -7,11 +7,11 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { loadHfModel } from "../../gpu-runner/model/hf-model.ts";
-import { readPeftDir } from "../../gpu-runner/model/peft-dir.ts";
+import { loadHfModel } from "../../gpu-runner/engine/model/hf-model.ts";
+import { readPeftDir } from "../../gpu-runner/engine/model/peft-dir.ts";
 import { writeDemoData } from "../../scripts/demo-data/index.ts";
 import { writeDemoModel } from "../../scripts/demo-model/index.ts";
-import { readAdapterDir } from "../../scripts/lib/adapter-dir.ts";
+import { readAdapterDir } from "../../cli/adapter-dir.ts";
 import { validateAdapter } from "../../src/adapters/validate.ts";
 
 let root = "";
@@ -21,7 +21,18 @@ let data = "";
 function train(...args: string[]) {
   const run = spawnSync(
     process.execPath,
-    ["scripts/train.ts", "--base", base, "--batch-size", "4", "--threads", "1", "--seed", "3", ...args],
+    [
+      "gpu-runner/training/main.ts",
+      "--base",
+      base,
+      "--batch-size",
+      "4",
+      "--threads",
+      "1",
+      "--seed",
+      "3",
+      ...args,
+    ],
     { encoding: "utf8", timeout: 240_000 },
   );
   const events = run.stdout

@@ -8,8 +8,8 @@ import { expect, it } from "vitest";
 import { writeDemoData } from "../../scripts/demo-data/index.ts";
 import { warmUpBase } from "../../scripts/demo-data/warm-up-base.ts";
 import { writeDemoModel } from "../../scripts/demo-model/index.ts";
-import { runTraining } from "../../scripts/train/pipeline.ts";
-import { parseSettings } from "../../scripts/train/settings.ts";
+import { runTraining } from "../../gpu-runner/training/program/pipeline.ts";
+import { parseSettings } from "../../gpu-runner/training/program/settings.ts";
 
 const quiet = { step: () => undefined, event: () => undefined, stop: () => undefined };
 

@@ -3,8 +3,8 @@
 // served. Checked position by position on the tiny fixtures with their PEFT adapters.
 import { describe, expect, it } from "vitest";
 import { createEngineFromModel } from "../../gpu-runner/engine/engine.ts";
-import { loadHfModel } from "../../gpu-runner/model/hf-model.ts";
-import { readPeftDir } from "../../gpu-runner/model/peft-dir.ts";
+import { loadHfModel } from "../../gpu-runner/engine/model/hf-model.ts";
+import { readPeftDir } from "../../gpu-runner/engine/model/peft-dir.ts";
 import { paramsFromAdapter } from "../../gpu-runner/training/lora-params.ts";
 import { OptimizerConfigSchema } from "../../gpu-runner/training/optimizer.ts";
 import { LoraTrainer } from "../../gpu-runner/training/trainer.ts";

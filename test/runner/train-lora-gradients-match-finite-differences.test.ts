@@ -2,11 +2,11 @@
 // forward-only loss, on the tiny llama and qwen2 fixtures (qwen2: biases and tied embeddings), and the
 // gradients of base tensors in full-parameter mode (norm, head, embedding through Gather, a linear, a bias).
 import { afterAll, describe, expect, it } from "vitest";
-import { loadHfModel } from "../../gpu-runner/model/hf-model.ts";
-import { createRng } from "../../gpu-runner/serve/prng.ts";
+import { loadHfModel } from "../../gpu-runner/engine/model/hf-model.ts";
+import { createRng } from "../../src/random.ts";
 import type { TokenRow } from "../../gpu-runner/training/batches.ts";
 import { type LoraParams, tensorsOf, trainModules } from "../../gpu-runner/training/lora-params.ts";
-import { transposeMatrix } from "../../gpu-runner/onnx/llama-decoder.ts";
+import { transposeMatrix } from "../../gpu-runner/engine/onnx/llama-decoder.ts";
 import { baseGraphDims } from "../../gpu-runner/training/train-graph.ts";
 import { OptimizerConfigSchema } from "../../gpu-runner/training/optimizer.ts";
 import { LoraTrainer } from "../../gpu-runner/training/trainer.ts";

@@ -3,7 +3,7 @@
 // final weights within 1e-4 relative, and the same first-step gradients.
 import { readFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadHfModel } from "../../gpu-runner/model/hf-model.ts";
+import { loadHfModel } from "../../gpu-runner/engine/model/hf-model.ts";
 import type { TokenRow } from "../../gpu-runner/training/batches.ts";
 import { type LoraParams, trainModules } from "../../gpu-runner/training/lora-params.ts";
 import { OptimizerConfigSchema } from "../../gpu-runner/training/optimizer.ts";

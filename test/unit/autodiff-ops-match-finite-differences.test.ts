@@ -1,12 +1,12 @@
 // Every backward rule against central finite differences (gpu-runner/training/grad-check.ts), on small
 // shapes that exercise broadcasting, batching and repeated indices.
 import { describe, expect, it } from "vitest";
-import type { GraphBuilder } from "../../gpu-runner/onnx/graph-builder.ts";
-import { rmsNorm, rotary } from "../../gpu-runner/onnx/layers.ts";
-import * as op from "../../gpu-runner/onnx/ops.ts";
+import type { GraphBuilder } from "../../gpu-runner/engine/onnx/graph-builder.ts";
+import { rmsNorm, rotary } from "../../gpu-runner/engine/onnx/layers.ts";
+import * as op from "../../gpu-runner/engine/onnx/ops.ts";
 import { GRAD_RULES, type GradRule, reduceSum } from "../../gpu-runner/training/grad-rules.ts";
 import { type CheckInput, gradCheck } from "../../gpu-runner/training/grad-check.ts";
-import { createRng } from "../../gpu-runner/serve/prng.ts";
+import { createRng } from "../../src/random.ts";
 
 const rng = createRng(7);
 const size = (dims: number[]) => dims.reduce((a, b) => a * b, 1);

@@ -1,9 +1,9 @@
-// The per-isolate API-key cache (workers/edge/cache/key-cache.ts): a revocation through this isolate is
+// The per-isolate API-key cache (workers/edge/tenants/key-cache.ts): a revocation through this isolate is
 // immediate, one made elsewhere (a direct D1 write stands in for another isolate) takes effect within
 // KEY_CACHE_MS, and a key's expiry holds even while it is cached. Time moves with vitest's fake Date.
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { KEY_CACHE_MS } from "../../workers/edge/cache/key-cache.ts";
+import { KEY_CACHE_MS } from "../../workers/edge/tenants/key-cache.ts";
 import { ADMIN, call, json, newTenant } from "./support/edge.ts";
 
 const models = (key: string) => call("GET", "/v1/models", { token: key });

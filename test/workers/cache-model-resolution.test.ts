@@ -1,10 +1,10 @@
-// The per-isolate model caches (workers/edge/cache/model-cache.ts) as a client sees them: writes through
+// The per-isolate model caches (workers/edge/registry/model-cache.ts) as a client sees them: writes through
 // this isolate (alias move, publish, yank, base registration) show on the next request; a change made
 // elsewhere (a direct D1 write stands in for another isolate) shows within MODEL_CACHE_MS; misses are never
 // kept; two tenants' adapters of one name never share an entry.
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { MODEL_CACHE_MS } from "../../workers/edge/cache/model-cache.ts";
+import { MODEL_CACHE_MS } from "../../workers/edge/registry/model-cache.ts";
 import { demoSpecConfig } from "../helpers/peft-files.ts";
 import {
   ADMIN,

@@ -2,7 +2,7 @@
 // content id renamed to name@version, and a client's cancel reaching the runner's stream.
 import { describe, expect, it } from "vitest";
 import { AppError } from "../../src/errors.ts";
-import { eventBoundary, guardStream } from "../../workers/edge/runner/guard-stream.ts";
+import { eventBoundary, guardStream } from "../../workers/edge/pool/guard-stream.ts";
 
 const encoder = new TextEncoder();
 const ID = "ab".repeat(32);

@@ -1,8 +1,8 @@
 // The pure part of routing: pool configuration, and which runner serves which adapter.
 import { describe, expect, it } from "vitest";
 import { AppError } from "../../src/errors.ts";
-import { parsePoolConfig } from "../../workers/edge/runner/pool-config.ts";
-import { type Candidate, DEFAULT_LOAD_BOUND, rank } from "../../workers/edge/runner/rendezvous.ts";
+import { parsePoolConfig } from "../../workers/edge/pool/pool-config.ts";
+import { type Candidate, DEFAULT_LOAD_BOUND, rank } from "../../workers/edge/pool/rendezvous.ts";
 
 const runner = (url: string, extra: Partial<Candidate> = {}): Candidate => ({
   url,

@@ -4,8 +4,8 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createApp } from "../../workers/edge/app.ts";
-import { PoolState } from "../../workers/edge/runner/pool-state.ts";
-import { createRunnerClient } from "../../workers/edge/runner/runner-client.ts";
+import { PoolState } from "../../workers/edge/pool/pool-state.ts";
+import { createRunnerClient } from "../../workers/edge/pool/runner-client.ts";
 import { adapterFiles, demoBase, newTenant, publish } from "./support/edge.ts";
 
 const URLS = ["http://runner-a.test", "http://runner-b.test", "http://runner-c.test"];

@@ -5,16 +5,16 @@ import { HTTPException } from "hono/http-exception";
 import { AppError, errorEnvelope } from "../../src/errors.ts";
 import { createConsole } from "./console/app.tsx";
 import type { AppDeps, EdgeEnv } from "./env.ts";
-import { authenticate } from "./middleware/auth.ts";
-import { requestId } from "./middleware/request-id.ts";
-import { adapterRoutes } from "./routes/adapters.ts";
-import { baseModelRoutes } from "./routes/base-models.ts";
-import { experimentRoutes, feedbackRoutes } from "./routes/experiments.ts";
-import { tenantRoutes } from "./routes/tenants.ts";
-import { uploadRoutes } from "./routes/uploads.ts";
-import { v1Routes } from "./routes/v1.ts";
-import { poolConfigFrom } from "./runner/pool-config.ts";
-import { createRunnerClient } from "./runner/runner-client.ts";
+import { authenticate } from "./http/auth.ts";
+import { requestId } from "./http/request-id.ts";
+import { adapterRoutes } from "./registry/adapters-routes.ts";
+import { baseModelRoutes } from "./registry/base-models-routes.ts";
+import { experimentRoutes, feedbackRoutes } from "./experiments/routes.ts";
+import { tenantRoutes } from "./tenants/routes.ts";
+import { uploadRoutes } from "./registry/uploads-routes.ts";
+import { v1Routes } from "./inference/routes.ts";
+import { poolConfigFrom } from "./pool/pool-config.ts";
+import { createRunnerClient } from "./pool/runner-client.ts";
 
 export const defaultDeps: AppDeps = {
   runner: (env) =>

@@ -1,6 +1,6 @@
 // The Hono environment of the edge: bindings from wrangler, and what middleware puts on the context.
 import type { Scope } from "../../src/contracts/keys.ts";
-import type { RunnerClient } from "./runner/runner-client.ts";
+import type { RunnerClient } from "./pool/runner-client.ts";
 
 /** Who is calling: the deployment's bootstrap token, or a tenant's API key. */
 export type Principal =

@@ -5,7 +5,7 @@ import { env } from "cloudflare:workers";
 import { type BaseModelSpec, baseModelSpecFromConfig } from "../../../src/contracts/base-model.ts";
 import { sha256Hex } from "../../../src/crypto.ts";
 import { createApp } from "../../../workers/edge/app.ts";
-import { createRunnerClient } from "../../../workers/edge/runner/runner-client.ts";
+import { createRunnerClient } from "../../../workers/edge/pool/runner-client.ts";
 import { demoSpecConfig, type MakePeftAdapterOptions, makePeftAdapter } from "../../helpers/peft-files.ts";
 
 export const ADMIN = "test-admin-token";

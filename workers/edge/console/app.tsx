@@ -5,9 +5,9 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { AppError } from "../../../src/errors.ts";
-import { hasScope } from "../middleware/auth.ts";
+import { hasScope } from "../http/auth.ts";
 import { validate } from "../../../src/http/validate.ts";
-import { KeyStore } from "../stores/key-store.ts";
+import { KeyStore } from "../tenants/key-store.ts";
 import { adapterPages } from "./routes/adapters.tsx";
 import { comparePages } from "./routes/compare.tsx";
 import { experimentPages } from "./routes/experiments.tsx";

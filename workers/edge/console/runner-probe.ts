@@ -6,7 +6,7 @@ import {
   ResidentAdapterSchema,
   RunnerHealthSchema,
 } from "../../../src/contracts/runner.ts";
-import type { Runner } from "../runner/runner-client.ts";
+import type { Runner } from "../pool/runner-client.ts";
 import { metricsByAdapter, parseSamples, sumMetrics } from "./prometheus-text.ts";
 
 // Loose views of the runner contract: a page must still show a runner one release ahead or behind this edge.

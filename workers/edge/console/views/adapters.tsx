@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 // Adapters: the tenant's list, and one adapter's versions (manifest facts), aliases and alias history, with
 // the yank and alias-move forms.
-import type { AdapterSummary, VersionRow } from "../../stores/registry-store.ts";
+import type { AdapterSummary, VersionRow } from "../../registry/registry-store.ts";
 import type { AliasEvent } from "../queries.ts";
 import type { ConsoleSession } from "../session-store.ts";
 import { actor, bytes, when } from "./format.ts";

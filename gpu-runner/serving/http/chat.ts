@@ -1,0 +1,128 @@
+// POST /v1/chat/completions: the chat template renders the messages, then one generation runs.
+import type { Context, Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import {
+  type ChatCompletionRequest,
+  ChatCompletionRequestSchema,
+  messageText,
+} from "../../../src/contracts/openai.ts";
+import type { RunnerDeps } from "./deps.ts";
+import type { GenerationEvent } from "./generate.ts";
+import {
+  chatLogprobs,
+  collect,
+  completionId,
+  idsOf,
+  nowSeconds,
+  type TokenIdFields,
+  tokenIdFields,
+  usageOf,
+} from "./openai-format.ts";
+import { startAll } from "./requests.ts";
+import { writeStreamError } from "./sse.ts";
+import { validate } from "../../../src/http/validate.ts";
+
+function promptIds(deps: RunnerDeps, req: ChatCompletionRequest): number[] {
+  const messages = req.messages.map((m) => ({ ...m, content: messageText(m) }));
+  // vLLM's extension: clients continuing an assistant turn turn the generation prompt off
+  const addGenerationPrompt = (req as { add_generation_prompt?: unknown }).add_generation_prompt !== false;
+  return deps.tokenizer.encodeChat(messages, { addGenerationPrompt });
+}
+
+export function chatRoutes(app: Hono, deps: RunnerDeps): void {
+  app.post("/v1/chat/completions", validate("json", ChatCompletionRequestSchema), async (c) => {
+    const req = c.req.valid("json");
+    const topLogprobs = req.logprobs ? (req.top_logprobs ?? 0) : null;
+    const prompt = promptIds(deps, req);
+    const ids = tokenIdFields(deps.tokenizer, req);
+    const [events] = startAll(deps, req, {
+      prompts: [prompt],
+      param: "messages",
+      defaultMaxTokens: null,
+      topLogprobs,
+      signal: c.req.raw.signal,
+    }) as [AsyncIterable<GenerationEvent>];
+    const head = { id: completionId("chatcmpl"), created: nowSeconds(), model: req.model };
+    // vLLM puts the prompt's ids on the response (the first chunk when streaming), not on the choice
+    const promptField = ids.prompt ? { prompt_token_ids: prompt } : {};
+    if (req.stream) return streamChat(c, deps, events, { head, promptField, ids }, req);
+    const result = await collect(events);
+    return c.json({
+      ...head,
+      object: "chat.completion" as const,
+      ...promptField,
+      choices: [
+        {
+          index: 0,
+          message: { role: "assistant" as const, content: result.text },
+          logprobs: topLogprobs === null ? null : { content: chatLogprobs(deps.tokenizer, result.tokens) },
+          finish_reason: result.finishReason,
+          ...(ids.completion ? { token_ids: result.tokenIds } : {}),
+        },
+      ],
+      usage: usageOf(result.promptTokens, result.completionTokens),
+    });
+  });
+}
+
+interface ChatStreamPlan {
+  head: { id: string; created: number; model: string };
+  promptField: { prompt_token_ids?: number[] };
+  ids: TokenIdFields;
+}
+
+function streamChat(
+  c: Context,
+  deps: RunnerDeps,
+  events: AsyncIterable<GenerationEvent>,
+  plan: ChatStreamPlan,
+  req: ChatCompletionRequest,
+): Response {
+  const { head, ids } = plan;
+  const includeUsage = req.stream_options?.include_usage === true;
+  const wantLogprobs = req.logprobs === true;
+  const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
+    JSON.stringify({
+      ...head,
+      object: "chat.completion.chunk",
+      choices,
+      ...(includeUsage ? { usage: null } : {}),
+      ...extra,
+    });
+  return streamSSE(
+    c,
+    async (stream) => {
+      await stream.writeSSE({
+        data: chunk(
+          [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }],
+          plan.promptField,
+        ),
+      });
+      for await (const event of events) {
+        if (event.type === "delta") {
+          if (event.text === "" && !wantLogprobs && !ids.completion) continue;
+          const logprobs = wantLogprobs ? { content: chatLogprobs(deps.tokenizer, event.tokens) } : null;
+          const tokenIds = ids.completion ? { token_ids: idsOf(event) } : {};
+          await stream.writeSSE({
+            data: chunk([
+              { index: 0, delta: { content: event.text }, logprobs, finish_reason: null, ...tokenIds },
+            ]),
+          });
+          continue;
+        }
+        const delta = event.text === "" ? {} : { content: event.text };
+        const tokenIds = ids.completion ? { token_ids: idsOf(event) } : {};
+        await stream.writeSSE({
+          data: chunk([{ index: 0, delta, logprobs: null, finish_reason: event.finishReason, ...tokenIds }]),
+        });
+        if (includeUsage) {
+          await stream.writeSSE({
+            data: chunk([], { usage: usageOf(event.promptTokens, event.completionTokens) }),
+          });
+        }
+      }
+      await stream.writeSSE({ data: "[DONE]" });
+    },
+    writeStreamError,
+  );
+}

@@ -1,0 +1,36 @@
+// What the HTTP layer is given (HOUSE-STYLE 3): everything it touches arrives here, so tests can build an
+// app over a real engine and real files without patching globals.
+import type { Engine } from "../../engine/types.ts";
+import type { AdapterCache } from "../adapters.ts";
+import type { RunnerMetrics } from "../metrics.ts";
+import type { Scheduler } from "../scheduler.ts";
+import type { RunnerTokenizer } from "../../engine/tokenizer/index.ts";
+
+export interface AdapterFiles {
+  config: unknown;
+  weights: Uint8Array;
+}
+
+export interface RunnerDeps {
+  /** The base model's name as served (`model` selects it). */
+  modelId: string;
+  engine: Engine;
+  tokenizer: RunnerTokenizer;
+  scheduler: Scheduler;
+  adapters: AdapterCache;
+  metrics: RunnerMetrics;
+  /** RUNNER_TOKEN; null serves without auth. */
+  runnerToken: string | null;
+  baseModelFingerprint: string | null;
+  /** Ids that end generation: generation_config's eos ids and the tokenizer's eos token. */
+  stopTokenIds: number[];
+  /**
+   * Largest adapter upload accepted: every linear of the base at the slots' rank in float32, plus room for the
+   * header. Anything larger cannot be a valid adapter for this runner, so it is refused before it is read.
+   */
+  maxAdapterBytes: number;
+  /** Reads a PEFT directory for vLLM's `load_lora_adapter {lora_path}`. */
+  readAdapterDir(path: string): Promise<AdapterFiles>;
+  startedAt: number;
+  version: string;
+}

@@ -1,0 +1,306 @@
+// Continuous batching over an Engine. Between engine steps requests join (prefill) and leave (finished,
+// cancelled); every step's rows may use different adapter slots. Prefill of newly admitted requests is
+// interleaved with decode steps of the running ones, so a long prompt delays running rows by one step,
+// not by its whole generation.
+import { setImmediate as nextTick } from "node:timers/promises";
+import { AppError } from "../../src/errors.ts";
+import type { Engine, SequenceId, StepRow } from "../engine/types.ts";
+import type { RunnerMetrics } from "./metrics.ts";
+import { createRng, type Rng } from "../../src/random.ts";
+import { type SampledToken, type SamplingParams, sampleToken } from "../engine/sampler.ts";
+
+export interface GenerationRequest {
+  promptIds: number[];
+  /** Engine adapter slot (0 = base model); the caller holds the slot for the request's lifetime. */
+  slot: number;
+  /** Adapter content id metrics count by ("base" for none); never a display name. */
+  adapter: string;
+  maxTokens: number;
+  sampling: SamplingParams;
+  seed: number | null;
+  /** Tokens that end generation (eos); they are counted and reported in the end, never emitted as text. */
+  stopTokenIds: number[];
+  signal?: AbortSignal;
+}
+
+export type FinishReason = "stop" | "length" | "cancelled";
+
+export interface GenerationEnd {
+  finishReason: FinishReason;
+  promptTokens: number;
+  completionTokens: number;
+  /** The stop token (eos) that ended generation, when one did: vLLM lists it in `token_ids`, not in text. */
+  stopTokenId?: number;
+}
+
+export interface GenerationSink {
+  /** Returns true to stop here (a stop string matched). */
+  onToken(token: SampledToken): boolean | undefined;
+  onEnd(end: GenerationEnd): void;
+  onError(error: Error): void;
+}
+
+export interface SchedulerOptions {
+  engine: Engine;
+  /** Most rows in the running batch. */
+  maxBatch: number;
+  /** Most requests waiting to join the batch; beyond it submit() refuses with queue_full. */
+  maxQueue: number;
+  /** Most prompt tokens prefilled in one step (longer prompts are prefilled in chunks). */
+  prefillTokens?: number;
+  metrics?: RunnerMetrics;
+}
+
+interface Active {
+  req: GenerationRequest;
+  sink: GenerationSink;
+  rng: Rng;
+  seq: SequenceId | null;
+  /** Prompt tokens already in the KV cache. */
+  fed: number;
+  /** The last sampled token, fed in the next decode step. */
+  pending: number | null;
+  generated: number;
+  /** Generated token → times, for presence/frequency penalties. */
+  counts: Map<number, number>;
+  done: boolean;
+  cancelled: boolean;
+  /** Removes the abort listener, so a long-lived signal does not keep finished requests alive. */
+  detach: () => void;
+}
+
+function randomSeed(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0] as number;
+}
+
+export class Scheduler {
+  private readonly engine: Engine;
+  private readonly maxBatch: number;
+  private readonly maxQueue: number;
+  private readonly prefillTokens: number;
+  private readonly metrics: RunnerMetrics | undefined;
+  private readonly waiting: Active[] = [];
+  private running: Active[] = [];
+  private looping = false;
+  private closed = false;
+
+  constructor(options: SchedulerOptions) {
+    for (const key of ["maxBatch", "maxQueue"] as const) {
+      const value = options[key];
+      if (!Number.isSafeInteger(value) || value < (key === "maxBatch" ? 1 : 0)) {
+        throw new RangeError(
+          `scheduler ${key} must be an integer >= ${key === "maxBatch" ? 1 : 0}; got ${value}`,
+        );
+      }
+    }
+    this.engine = options.engine;
+    this.maxBatch = options.maxBatch;
+    this.maxQueue = options.maxQueue;
+    this.prefillTokens = options.prefillTokens ?? 512;
+    this.metrics = options.metrics;
+  }
+
+  get queueDepth(): number {
+    return this.waiting.length;
+  }
+
+  get runningCount(): number {
+    return this.running.length;
+  }
+
+  /** Queues a request; throws queue_full (429) when the batch and the queue are both full. */
+  submit(req: GenerationRequest, sink: GenerationSink): void {
+    if (this.closed) throw new AppError("unavailable", "the runner is shutting down");
+    if (this.running.length + this.waiting.length >= this.maxBatch + this.maxQueue) {
+      throw new AppError(
+        "queue_full",
+        `queue is full: ${this.waiting.length} waiting (max ${this.maxQueue}) and ${this.running.length} running (max ${this.maxBatch}); retry later`,
+      );
+    }
+    const active: Active = {
+      req,
+      sink,
+      rng: createRng(req.seed ?? randomSeed()),
+      seq: null,
+      fed: 0,
+      pending: null,
+      generated: 0,
+      counts: new Map(),
+      done: false,
+      cancelled: false,
+      detach: () => {},
+    };
+    const { signal } = req;
+    if (signal?.aborted) {
+      this.finish(active, "cancelled");
+      return;
+    }
+    if (signal) {
+      const onAbort = () => this.cancel(active);
+      signal.addEventListener("abort", onAbort, { once: true });
+      active.detach = () => signal.removeEventListener("abort", onAbort);
+    }
+    this.waiting.push(active);
+    this.kick();
+  }
+
+  /** Refuses new work, cancels queued and running requests and waits for the loop to stop. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const a of [...this.waiting, ...this.running]) this.cancel(a);
+    while (this.looping) await nextTick();
+  }
+
+  private cancel(active: Active): void {
+    if (active.done) return;
+    active.cancelled = true;
+    const at = this.waiting.indexOf(active);
+    if (at !== -1) {
+      this.waiting.splice(at, 1);
+      this.finish(active, "cancelled");
+    }
+    // a running row is reaped between steps: its sequence may be inside the step in flight
+  }
+
+  private kick(): void {
+    if (this.looping) return;
+    this.looping = true;
+    void this.loop().finally(() => {
+      this.looping = false;
+      if (this.waiting.length > 0 || this.running.length > 0) this.kick();
+    });
+  }
+
+  private async loop(): Promise<void> {
+    while (this.waiting.length > 0 || this.running.length > 0) {
+      this.reap();
+      this.admit();
+      const prefill = this.running.filter((a) => !a.done && a.fed < a.req.promptIds.length);
+      if (prefill.length > 0) await this.prefillStep(prefill);
+      this.reap();
+      const decode = this.running.filter((a) => !a.done && a.pending !== null);
+      if (decode.length > 0) await this.decodeStep(decode);
+      // let new requests and aborts arrive between steps
+      await nextTick();
+    }
+  }
+
+  private admit(): void {
+    while (this.running.length < this.maxBatch && this.waiting.length > 0) {
+      const active = this.waiting.shift() as Active;
+      active.seq = this.engine.createSequence(active.req.slot);
+      this.running.push(active);
+      this.metrics?.promptTokens.inc({ adapter_id: active.req.adapter }, active.req.promptIds.length);
+    }
+  }
+
+  /** Drops finished and cancelled rows and frees their sequences (no step is in flight here). */
+  private reap(): void {
+    const keep: Active[] = [];
+    for (const a of this.running) {
+      if (a.cancelled && !a.done) this.finish(a, "cancelled");
+      if (a.done) {
+        if (a.seq !== null) this.engine.release(a.seq);
+        a.seq = null;
+      } else keep.push(a);
+    }
+    this.running = keep;
+  }
+
+  private async prefillStep(rows: Active[]): Promise<void> {
+    let budget = this.prefillTokens;
+    const chosen: { active: Active; tokens: number[] }[] = [];
+    for (const active of rows) {
+      if (budget <= 0) break;
+      const tokens = active.req.promptIds.slice(active.fed, active.fed + budget);
+      budget -= tokens.length;
+      chosen.push({ active, tokens });
+    }
+    const logits = await this.step(
+      chosen.map((c) => c.active),
+      chosen.map((c) => ({ seq: c.active.seq as SequenceId, tokens: c.tokens })),
+    );
+    if (logits === null) return;
+    chosen.forEach(({ active, tokens }, i) => {
+      active.fed += tokens.length;
+      if (active.fed === active.req.promptIds.length) this.accept(active, logits[i] as Float32Array);
+    });
+  }
+
+  private async decodeStep(rows: Active[]): Promise<void> {
+    const logits = await this.step(
+      rows,
+      rows.map((a) => ({ seq: a.seq as SequenceId, tokens: [a.pending as number] })),
+    );
+    if (logits === null) return;
+    rows.forEach((active, i) => {
+      active.pending = null;
+      this.accept(active, logits[i] as Float32Array);
+    });
+  }
+
+  /** Runs one engine step; on failure every row in it fails and null is returned. */
+  private async step(actives: Active[], rows: StepRow[]): Promise<Float32Array[] | null> {
+    this.metrics?.batchSize.observe(rows.length);
+    try {
+      return await this.engine.step(rows);
+    } catch (error) {
+      for (const a of actives) this.fail(a, error as Error);
+      return null;
+    }
+  }
+
+  /** Samples the next token from a row's logits and decides whether the row goes on. */
+  private accept(active: Active, logits: Float32Array): void {
+    if (active.done || active.cancelled) return;
+    const { req } = active;
+    const sampled = sampleToken(logits, req.sampling, active.rng, active.counts);
+    active.generated++;
+    active.counts.set(sampled.token, (active.counts.get(sampled.token) ?? 0) + 1);
+    this.metrics?.generatedTokens.inc({ adapter_id: req.adapter });
+    if (req.stopTokenIds.includes(sampled.token)) {
+      this.finish(active, "stop", sampled.token);
+      return;
+    }
+    let stop: boolean | undefined;
+    try {
+      stop = active.sink.onToken(sampled);
+    } catch (error) {
+      this.fail(active, error as Error);
+      return;
+    }
+    const length = req.promptIds.length + active.generated;
+    if (stop) this.finish(active, "stop");
+    else if (active.generated >= req.maxTokens || length >= this.engine.info.maxPositions)
+      this.finish(active, "length");
+    else active.pending = sampled.token;
+  }
+
+  private finish(active: Active, finishReason: FinishReason, stopTokenId?: number): void {
+    if (active.done) return;
+    active.done = true;
+    active.detach();
+    const end: GenerationEnd = {
+      finishReason,
+      promptTokens: active.req.promptIds.length,
+      completionTokens: active.generated,
+      ...(stopTokenId === undefined ? {} : { stopTokenId }),
+    };
+    try {
+      active.sink.onEnd(end);
+    } catch {
+      // a sink that throws in onEnd has nothing left to tell
+    }
+  }
+
+  private fail(active: Active, error: Error): void {
+    if (active.done) return;
+    active.done = true;
+    active.detach();
+    try {
+      active.sink.onError(error);
+    } catch {
+      // as in finish(): nowhere left to report
+    }
+  }
+}

@@ -1,0 +1,141 @@
+// Publishing a version: staged upload → header check → validation against the base → content-addressed
+// blob → one D1 batch. Every refusal happens before the blob is written and no row is written until the
+// blob exists, so a refused publish leaves nothing behind; the staged upload is discarded either way.
+import {
+  adapterId as runnerAdapterId,
+  type ValidatedAdapter,
+  validateAdapter,
+} from "../../../src/adapters/validate.ts";
+import type { AdapterManifest } from "../../../src/contracts/manifest.ts";
+import { AppError } from "../../../src/errors.ts";
+import type { PublishVersionRequest } from "../../../src/contracts/admin.ts";
+import type { BaseModelStore, StoredBaseModel } from "./base-model-store.ts";
+import type { BlobStore, StagedUpload } from "./blob-store.ts";
+import type { RegistryStore, VersionRow } from "./registry-store.ts";
+
+export interface PublishDeps {
+  blobs: BlobStore;
+  registry: RegistryStore;
+  baseModels: BaseModelStore;
+  maxRank: number;
+}
+
+export interface PublishInput {
+  tenant: string;
+  actor: string;
+  name: string;
+  request: PublishVersionRequest;
+}
+
+const WEIGHTS_FILE = "adapter_model.safetensors";
+
+export async function publishVersion(deps: PublishDeps, input: PublishInput): Promise<VersionRow> {
+  const upload = await deps.blobs.staged(input.tenant, input.request.upload);
+  if (upload === null) {
+    throw new AppError("not_found", `upload ${input.request.upload} does not exist (or was already used)`, {
+      param: "upload",
+    });
+  }
+  try {
+    return await publishStaged(deps, input, upload);
+  } finally {
+    await deps.blobs.discardUpload(input.tenant, upload.id);
+  }
+}
+
+async function publishStaged(
+  deps: PublishDeps,
+  input: PublishInput,
+  upload: StagedUpload,
+): Promise<VersionRow> {
+  const { request } = input;
+  const base = await deps.baseModels.get(request.base);
+  if (base === null) {
+    throw new AppError(
+      "invalid_adapter",
+      `adapter "${input.name}": base model ${JSON.stringify(request.base)} is not registered (unknown base model)`,
+      { param: "base" },
+    );
+  }
+  const [existing] = await deps.registry.adapters(input.tenant, input.name);
+  if (existing !== undefined && existing.baseModel !== base.spec.id) {
+    throw new AppError(
+      "conflict",
+      `adapter "${input.name}" is for base model ${JSON.stringify(existing.baseModel)}; got base ` +
+        `${JSON.stringify(base.spec.id)}. Publish it under a new name.`,
+      { param: "base" },
+    );
+  }
+  const header = await deps.blobs.readHeader(input.tenant, upload, WEIGHTS_FILE);
+  const validated = validateAdapter({
+    name: input.name,
+    config: request.config,
+    header,
+    spec: base.spec,
+    maxRank: deps.maxRank,
+  });
+  if (request.parentVersion !== undefined) {
+    await deps.registry.version(input.tenant, input.name, request.parentVersion);
+  }
+  const id = await runnerAdapterId(upload.sha256, validated);
+  const { created } = await deps.blobs.promote(input.tenant, upload);
+  try {
+    return await deps.registry.publish({
+      tenant: input.tenant,
+      name: input.name,
+      baseModelId: base.spec.id,
+      description: request.description ?? null,
+      runnerAdapterId: id,
+      weightsSha256: upload.sha256,
+      weightsSize: upload.size,
+      config: request.config,
+      manifest: manifestOf(input, upload, base, validated, id),
+      alias: request.alias ?? null,
+      actor: input.actor,
+    });
+  } catch (error) {
+    // A blob this publish created and no version references is an orphan: remove it.
+    if (created && !(await deps.registry.blobInUse(upload.sha256)))
+      await deps.blobs.deleteBlob(upload.sha256);
+    throw error;
+  }
+}
+
+function targetModulesOf(validated: ValidatedAdapter): string[] {
+  const targets = validated.config.target_modules;
+  if (targets === null) return [];
+  return typeof targets === "string" ? [targets] : [...targets];
+}
+
+function manifestOf(
+  input: PublishInput,
+  upload: StagedUpload,
+  base: StoredBaseModel,
+  validated: ValidatedAdapter,
+  id: string,
+): Omit<AdapterManifest, "version"> {
+  const { request } = input;
+  return {
+    name: input.name,
+    weightsSha256: upload.sha256,
+    adapterId: id,
+    sizeBytes: upload.size,
+    dtype: validated.dtype,
+    baseModel: { id: base.spec.id, fingerprint: base.spec.fingerprint },
+    targetModules: targetModulesOf(validated),
+    modules: validated.modules.map((m) => ({
+      module: m.module,
+      rank: m.rank,
+      alpha: m.alpha,
+      scale: m.scale,
+    })),
+    maxRank: Math.max(...validated.modules.map((m) => m.rank)),
+    rslora: validated.config.use_rslora,
+    peftConfig: request.config,
+    createdBy: input.actor,
+    createdAt: new Date().toISOString(),
+    parentVersion: request.parentVersion ?? null,
+    ...(request.metrics === undefined ? {} : { metrics: request.metrics }),
+    ...(request.description === undefined ? {} : { description: request.description }),
+  };
+}

@@ -1,0 +1,80 @@
+// Tenants and API keys. The operator (bootstrap token) creates tenants and keys for any tenant; a tenant's
+// admin key manages its own keys only.
+import { Hono } from "hono";
+import { z } from "zod";
+import { CreateApiKeyRequestSchema } from "../../../src/contracts/keys.ts";
+import { TenantNameSchema } from "../../../src/contracts/names.ts";
+import { AppError } from "../../../src/errors.ts";
+import { CreateTenantRequestSchema } from "../../../src/contracts/admin.ts";
+import type { EdgeEnv } from "../env.ts";
+import { keyManagerFor, keyManagers, operatorOnly, scoped, tenantWith } from "../http/auth.ts";
+import { validate } from "../../../src/http/validate.ts";
+import { audit, auditTrail } from "../shared/audit.ts";
+import { KeyStore } from "./key-store.ts";
+
+export const tenantRoutes = new Hono<EdgeEnv>()
+  .post("/tenants", operatorOnly, validate("json", CreateTenantRequestSchema), async (c) => {
+    const { name } = c.req.valid("json");
+    const tenant = await new KeyStore(c.env.DB).createTenant(name);
+    await audit(c.env.DB, {
+      tenant: name,
+      actor: "operator",
+      action: "tenant_create",
+      target: name,
+      details: {},
+    }).run();
+    return c.json(tenant, 201);
+  })
+  .post("/keys", keyManagers, validate("json", CreateApiKeyRequestSchema), async (c) => {
+    const body = c.req.valid("json");
+    const { tenant, actor } = keyManagerFor(c, body.tenant);
+    const store = new KeyStore(c.env.DB);
+    if (!(await store.tenantExists(tenant))) {
+      throw new AppError("not_found", `tenant ${JSON.stringify(tenant)} does not exist`, { param: "tenant" });
+    }
+    const created = await store.createKey({ ...body, tenant });
+    await audit(c.env.DB, {
+      tenant,
+      actor,
+      action: "key_create",
+      target: created.id,
+      details: { name: created.name, scopes: created.scopes, prefix: created.prefix },
+    }).run();
+    return c.json(created, 201);
+  })
+  .get(
+    "/keys",
+    keyManagers,
+    validate("query", z.strictObject({ tenant: TenantNameSchema.optional() })),
+    async (c) => {
+      const { tenant } = keyManagerFor(c, c.req.valid("query").tenant);
+      return c.json({ object: "list", data: await new KeyStore(c.env.DB).listKeys(tenant) });
+    },
+  )
+  .delete(
+    "/keys/:id",
+    keyManagers,
+    validate("query", z.strictObject({ tenant: TenantNameSchema.optional() })),
+    async (c) => {
+      const { tenant, actor } = keyManagerFor(c, c.req.valid("query").tenant);
+      const revoked = await new KeyStore(c.env.DB).revokeKey(tenant, c.req.param("id"));
+      await audit(c.env.DB, { tenant, actor, action: "key_revoke", target: revoked.id, details: {} }).run();
+      return c.json(revoked);
+    },
+  )
+  .get(
+    "/audit",
+    scoped("admin"),
+    validate(
+      "query",
+      z.strictObject({
+        limit: z.coerce.number().int().min(1).max(500).default(100),
+        before: z.coerce.number().int().min(1).optional(),
+      }),
+    ),
+    async (c) => {
+      const { tenant } = tenantWith(c, "admin");
+      const { limit, before } = c.req.valid("query");
+      return c.json({ object: "list", data: await auditTrail(c.env.DB, tenant, limit, before) });
+    },
+  );
