@@ -5,36 +5,15 @@ import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { AppError } from "../../../src/errors.ts";
 import { type ChatMessage, type ChatTemplate, compileChatTemplate, pickTemplate } from "./chat-template.ts";
-import { createStreamDecoder, type StreamDecoder } from "./stream-decoder.ts";
+import { createStreamDecoder } from "./stream-decoder.ts";
 import { createTokenBytes, usesByteLevel } from "./token-bytes.ts";
+import type { RunnerTokenizer } from "./types.ts";
 
 export type { ChatMessage } from "./chat-template.ts";
 export type { StreamDecoder } from "./stream-decoder.ts";
 export { createStopMatcher, type StopMatcher, type StopResult } from "./stop-strings.ts";
 export { createAbsentTokenizer } from "./tokenizer-absent.ts";
-
-export interface RunnerTokenizer {
-  /**
-   * "text": a tokenizer.json was loaded. "token_ids": the model directory has none, so prompts arrive and
-   * completions leave as token ids only (vLLM's --skip-tokenizer-init); every text method refuses.
-   */
-  readonly mode: "text" | "token_ids";
-  encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
-  decode(ids: number[], options?: { skipSpecialTokens?: boolean }): string;
-  /** The chat template's text for `messages` (invalid_request when the model has no template). */
-  renderChat(messages: ChatMessage[], options: { addGenerationPrompt: boolean }): string;
-  /** Token ids of the rendered chat; the template carries its own BOS, so none is added again. */
-  encodeChat(messages: ChatMessage[], options: { addGenerationPrompt: boolean }): number[];
-  /** One token's text on its own (may hold U+FFFD for part of a character). */
-  tokenText(id: number): string;
-  /** One token's raw UTF-8 bytes. */
-  tokenBytes(id: number): number[];
-  /** Streams text for generated ids, skipping special tokens. */
-  createStreamDecoder(): StreamDecoder;
-  /** The tokenizer's own eos token id, when it has one. */
-  readonly eosTokenId: number | null;
-  readonly vocabSize: number;
-}
+export type { RunnerTokenizer } from "./types.ts";
 
 async function readJson(path: string, required: boolean): Promise<Record<string, unknown> | null> {
   let text: string;

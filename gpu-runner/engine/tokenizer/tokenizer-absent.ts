@@ -2,7 +2,7 @@
 // serves it, with prompts and completions as token ids. Every text operation refuses with the remedy, so a
 // text prompt fails loudly instead of being generated from nonsense ids.
 import { AppError } from "../../../src/errors.ts";
-import type { RunnerTokenizer } from "./index.ts";
+import type { RunnerTokenizer } from "./types.ts";
 
 const SEND_IDS =
   "send prompt as token ids (number[] or number[][]) to /v1/completions, or add tokenizer.json (and tokenizer_config.json for chat) to the model directory and restart the runner";

@@ -2,7 +2,7 @@
 // Both writes are compare-and-set (the route on its version, the alias on its current version); an assertion
 // after each makes the batch, a transaction, roll back unless both changed exactly one row.
 import { AppError } from "../../../src/errors.ts";
-import { forgetAdapter } from "../registry/model-cache.ts";
+import { announce } from "../shared/invalidation.ts";
 import { audit } from "../shared/audit.ts";
 import { nowIso } from "../shared/d1.ts";
 import type { StoredRoute } from "./experiment-store.ts";
@@ -90,7 +90,7 @@ export async function promote(a: Actor, route: StoredRoute, p: Promotion) {
     );
   } finally {
     forgetRoute(a.tenant, route.name);
-    forgetAdapter(a.tenant, name);
+    announce({ kind: "adapter", tenant: a.tenant, name });
   }
   return {
     route: await a.store.get(a.tenant, route.name),

@@ -3,7 +3,7 @@
 import { z } from "zod";
 import { type BaseModelSpec, BaseModelSpecSchema } from "../../../src/contracts/base-model.ts";
 import { AppError } from "../../../src/errors.ts";
-import { forgetBaseModels } from "./model-cache.ts";
+import { announce } from "../shared/invalidation.ts";
 import { nowIso, parseRow, parseRows } from "../shared/d1.ts";
 
 const BaseModelRowSchema = z.object({
@@ -39,7 +39,7 @@ export class BaseModelStore {
       .run();
     if (inserted.meta.changes === 1) {
       // The isolate's cached set says this id is no base; requests through it must see the new one now.
-      forgetBaseModels();
+      announce({ kind: "base_models" });
       return { model: { spec, createdAt }, created: true };
     }
     const existing = await this.get(spec.id);
@@ -62,7 +62,7 @@ export class BaseModelStore {
     return { spec: row.spec, createdAt: row.created_at };
   }
 
-  /** Every base model by id: what the hot path caches (cache/model-cache.ts), hits and misses alike. */
+  /** Every base model by id: what the hot path caches (registry/model-cache.ts), hits and misses alike. */
   async byId(): Promise<Map<string, StoredBaseModel>> {
     return new Map((await this.list()).map((model) => [model.spec.id, model]));
   }

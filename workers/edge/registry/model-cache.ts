@@ -1,6 +1,6 @@
 // What `model` resolves to, as this isolate last read it: the base models and each tenant's adapter refs.
 // Without it a request pays two D1 round trips (is it a base? which version?) before it is forwarded.
-// Entries live MODEL_CACHE_MS, like the route cache (services/experiments-cache.ts), so a change made in
+// Entries live MODEL_CACHE_MS, like the route cache (experiments/experiments-cache.ts), so a change made in
 // another isolate is seen within that time; a change made through this isolate (publish, alias move, yank,
 // base registration) forgets its entries at once, so read-your-writes holds within an isolate.
 // `name@N` rows are immutable except for a yank, which must stop serving them, so they expire like the rest.
@@ -10,6 +10,7 @@ import { formatModelRef } from "../../../src/contracts/names.ts";
 import { AppError } from "../../../src/errors.ts";
 import type { StoredBaseModel } from "./base-model-store.ts";
 import type { VersionRow } from "./registry-store.ts";
+import { onChange } from "../shared/invalidation.ts";
 import { TtlLru } from "../shared/ttl-lru.ts";
 
 export const MODEL_CACHE_MS = 2_000;
@@ -48,3 +49,8 @@ export async function cachedBaseModels(
 export function forgetBaseModels(): void {
   bases.clear();
 }
+
+onChange((change) => {
+  if (change.kind === "adapter") forgetAdapter(change.tenant, change.name);
+  else if (change.kind === "base_models") forgetBaseModels();
+});

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { type AdapterManifest, AdapterManifestSchema } from "../../../src/contracts/manifest.ts";
 import type { ModelRef } from "../../../src/contracts/names.ts";
 import { AppError } from "../../../src/errors.ts";
-import { forgetAdapter } from "./model-cache.ts";
+import { announce } from "../shared/invalidation.ts";
 import { audit } from "../shared/audit.ts";
 import { isUniqueViolation, nowIso, parseRow, parseRows } from "../shared/d1.ts";
 
@@ -80,7 +80,7 @@ export class RegistryStore {
       try {
         const row = await this.#insertVersion(adapterId, input);
         // `name` and maybe `name@alias` now mean the new version, in this isolate from this moment.
-        forgetAdapter(input.tenant, input.name);
+        announce({ kind: "adapter", tenant: input.tenant, name: input.name });
         return row;
       } catch (error) {
         // D1 serialises writers, so MAX(version)+1 in one statement should never collide; if it ever does

@@ -1,7 +1,7 @@
 // What moves after a publish: aliases (compare-and-set) and yanks. A version itself never changes; a yank
 // only marks it, and is refused while an alias points at it, so an alias always resolves.
 import { AppError } from "../../../src/errors.ts";
-import { forgetAdapter } from "./model-cache.ts";
+import { announce } from "../shared/invalidation.ts";
 import { audit } from "../shared/audit.ts";
 import { nowIso } from "../shared/d1.ts";
 import type { RegistryStore } from "./registry-store.ts";
@@ -84,7 +84,7 @@ export class ReleaseStore {
       });
     }
     // Read-your-writes within this isolate: its cached `name@alias` must not outlive the move.
-    forgetAdapter(move.tenant, move.name);
+    announce({ kind: "adapter", tenant: move.tenant, name: move.name });
     return { alias: move.alias, version: move.version, previous };
   }
 
@@ -117,7 +117,7 @@ export class ReleaseStore {
         { param: "version" },
       );
     }
-    forgetAdapter(input.tenant, input.name);
+    announce({ kind: "adapter", tenant: input.tenant, name: input.name });
     return now;
   }
 

@@ -4,6 +4,7 @@
 // KEY_CACHE_MS (README, "Edge API"). Unknown keys are never kept, so a guesser cannot fill the cache and a
 // key works the moment it is created.
 import type { LiveKey } from "./key-store.ts";
+import { onChange } from "../shared/invalidation.ts";
 import { TtlLru } from "../shared/ttl-lru.ts";
 
 export const KEY_CACHE_MS = 5_000;
@@ -29,3 +30,7 @@ export async function cachedKey(
 export function forgetKey(hash: string): void {
   keys.delete(hash);
 }
+
+onChange((change) => {
+  if (change.kind === "key") forgetKey(change.hash);
+});

@@ -5,7 +5,7 @@ import type { ApiKeyInfo, Scope } from "../../../src/contracts/keys.ts";
 import { ScopeSchema } from "../../../src/contracts/keys.ts";
 import { sha256Hex, timingSafeEqualString, toHex } from "../../../src/crypto.ts";
 import { AppError } from "../../../src/errors.ts";
-import { forgetKey } from "./key-cache.ts";
+import { announce } from "../shared/invalidation.ts";
 import { isUniqueViolation, nowIso, parseRow, parseRows } from "../shared/d1.ts";
 
 const KEY_PREFIX = "lek_";
@@ -179,8 +179,8 @@ export class KeyStore {
       });
     }
     const row = parseRow(KeyRowSchema, raw, "api_keys");
-    // This isolate stops accepting the key now; others within KEY_CACHE_MS (cache/key-cache.ts).
-    forgetKey(row.key_hash);
+    // This isolate stops accepting the key now; others within KEY_CACHE_MS (tenants/key-cache.ts).
+    announce({ kind: "key", hash: row.key_hash });
     return toInfo(row);
   }
 }
