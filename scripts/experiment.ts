@@ -1,6 +1,7 @@
 // `npm run experiment -- create|show|list|set-weights|pause|resume|promote|stop|compare ...`: manage A/B
 // routes between adapter versions at the edge. Endpoint and key: --endpoint/--token or EDGE_URL/EDGE_TOKEN.
-import { defineCommand, runMain } from "citty";
+import { defineCommand } from "citty";
+import { runChecked } from "../cli/flags.ts";
 import type { Results, Route } from "../src/contracts/experiments.ts";
 import { AppError } from "../src/errors.ts";
 import { parseNumber, parseVariants, parseWeights } from "./lib/experiment-args.ts";
@@ -239,7 +240,7 @@ const compare = defineCommand({
   }),
 });
 
-await runMain(
+await runChecked(
   defineCommand({
     meta: { name: "experiment", description: "A/B routes between adapter versions" },
     subCommands: {

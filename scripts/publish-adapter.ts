@@ -1,7 +1,8 @@
 // `npm run publish-adapter -- <peft-dir> --name <name> --base <base-model-id> [--alias prod] [--dry-run]`
 // Validates the adapter locally with the same code the edge runs, uploads the weights (multipart above a
 // threshold), publishes a version and prints it. A refusal exits non-zero with the edge's message.
-import { defineCommand, runMain } from "citty";
+import { defineCommand } from "citty";
+import { runChecked } from "../cli/flags.ts";
 import { SingleBar } from "cli-progress";
 import { validateAdapter } from "../src/adapters/validate.ts";
 import { AppError } from "../src/errors.ts";
@@ -136,4 +137,4 @@ const command = defineCommand({
   },
 });
 
-await runMain(command);
+await runChecked(command);

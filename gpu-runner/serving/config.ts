@@ -1,6 +1,7 @@
 // The runner's command line (citty for the flags and --help) and environment, checked in one place so a
 // mistake fails at start with the flag, the rule and the value.
 import { type ArgsDef, parseArgs } from "citty";
+import { refuseUnknownFlags } from "../../cli/flags.ts";
 import { AppError } from "../../src/errors.ts";
 import type { Backend, Device } from "../engine/types.ts";
 
@@ -51,6 +52,10 @@ function int(flag: keyof typeof RUNNER_ARGS, raw: string | undefined, min: numbe
   return n;
 }
 
+function hasFlag(argv: string[], flag: string): boolean {
+  return argv.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`));
+}
+
 /** citty keeps only the last of repeated flags, so --lora is collected from argv directly. */
 function loraFlags(argv: string[]): string[] {
   const values: string[] = [];
@@ -75,6 +80,9 @@ function oneOf<T extends string>(flag: string, raw: unknown, options: readonly T
 }
 
 export function parseConfig(argv: string[], env: Record<string, string | undefined>): RunnerConfig {
+  // citty accepts any flag; a misspelt one must not start a runner that silently lacks the setting.
+  refuseUnknownFlags(argv, Object.keys(RUNNER_ARGS));
+  if (!hasFlag(argv, "model")) throw bad("model", "a model directory", "");
   const args = parseArgs(argv, RUNNER_ARGS);
   if (!args.model) throw bad("model", "a model directory", args.model ?? "");
   const loras = loraFlags(argv).map(parseLora);

@@ -1,13 +1,43 @@
 // `npm run runner -- --model <hf-dir> [--lora name=dir ...]`: the only file that reads process.env.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { serve } from "@hono/node-server";
+import { renderUsage } from "citty";
+import { EXIT, wantsHelp, wantsVersion } from "../../cli/flags.ts";
 import { AppError } from "../../src/errors.ts";
-import { parseConfig } from "./config.ts";
+import { parseConfig, RUNNER_ARGS } from "./config.ts";
 import { createEngine } from "../engine/engine.ts";
 import { buildRunner } from "./runtime.ts";
 import { createApp } from "./http/app.ts";
 
+const COMMAND = {
+  meta: { name: "runner", description: "multi-LoRA runner (OpenAI and vLLM API)" },
+  args: RUNNER_ARGS,
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "package.json"), "utf8"));
+  return String((pkg as { version?: unknown }).version ?? "unknown");
+}
+
 async function main(): Promise<void> {
-  const config = parseConfig(process.argv.slice(2), process.env);
+  const argv = process.argv.slice(2);
+  if (wantsHelp(argv)) {
+    console.log(await renderUsage(COMMAND));
+    return;
+  }
+  if (wantsVersion(argv)) {
+    console.log(`lora-edge runner ${version()}`);
+    return;
+  }
+  let config: ReturnType<typeof parseConfig>;
+  try {
+    config = parseConfig(argv, process.env);
+  } catch (error) {
+    if (!(error instanceof AppError)) throw error;
+    console.error(`runner: ${error.message}\nrun with --help for the flags`);
+    process.exit(EXIT.usage);
+  }
   const runner = await buildRunner(config, createEngine);
   const app = createApp(runner.deps);
   const server = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, (info) => {

@@ -2,7 +2,8 @@
 // trains a LoRA adapter on the runner's own graphs, evaluates it against the champion (--champion, else
 // `<name>@prod` from the edge with --publish or --endpoint/--token, else the base model), and writes a PEFT directory with a model card. `--publish` publishes it with publish-adapter's
 // client and checks, the evaluation as manifest metrics; `--canary` puts a share of a route's traffic on it.
-import { defineCommand, runMain } from "citty";
+import { defineCommand } from "citty";
+import { runChecked } from "../../cli/flags.ts";
 import { AppError } from "../../src/errors.ts";
 import { EdgeError } from "../../cli/edge-client.ts";
 import { type Champion, championEdge, resolveChampion } from "./program/champion.ts";
@@ -94,4 +95,4 @@ function fail(error: unknown): never {
   process.exit(1);
 }
 
-await runMain(command);
+await runChecked(command);

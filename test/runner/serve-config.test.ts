@@ -52,4 +52,18 @@ describe("runner command line", () => {
       parseConfig(["--model", "m", "--max-loras", "1", "--lora", "a=1", "--lora", "b=2"], {}),
     ).toThrow("--max-loras must be at least the number of --lora adapters (2)");
   });
+
+  it("refuses a flag it does not know, naming the closest known one", () => {
+    expect(() => parseConfig(["--model", "m", "--max-lora", "4"], {})).toThrow(
+      "--max-lora: not a flag of this command; did you mean --max-loras?",
+    );
+    expect(() => parseConfig(["--model", "m", "--lora-modules", "a=b"], {})).toThrow(
+      "--lora-modules: not a flag of this command",
+    );
+    expect(() => parseConfig(["--modle", "m"], {})).toThrow("did you mean --model?");
+  });
+
+  it("refuses a missing --model before anything else", () => {
+    expect(() => parseConfig([], {})).toThrow('--model must be a model directory; got ""');
+  });
 });

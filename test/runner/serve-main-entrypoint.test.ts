@@ -111,7 +111,30 @@ describe("gpu-runner/serving/main.ts", () => {
       err += c.toString();
     });
     const code = await new Promise((r) => bad.on("exit", r));
-    expect(code).toBe(1);
+    expect(code).toBe(2);
     expect(err).toContain('--max-batch must be an integer in 1..4096; got "zero"');
+  });
+
+  it("prints its usage on --help and its version on --version, with no model and no stack trace", async () => {
+    for (const [flag, expected] of [
+      ["--help", "--max-lora-rank"],
+      ["--version", "lora-edge runner "],
+    ] as const) {
+      const child = spawn(process.execPath, ["gpu-runner/serving/main.ts", flag], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      let err = "";
+      child.stdout?.on("data", (c: Buffer) => {
+        out += c.toString();
+      });
+      child.stderr?.on("data", (c: Buffer) => {
+        err += c.toString();
+      });
+      const code = await new Promise((r) => child.on("exit", r));
+      expect(code).toBe(0);
+      expect(out).toContain(expected);
+      expect(err).not.toContain("at ");
+    }
   });
 });
