@@ -1,7 +1,7 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// Test rings (HOUSE-STYLE 12): each runs for real. `npm test` runs every ring that needs no GPU.
+// Test rings (docs/conventions.md#tests): each runs for real. `npm test` runs every ring that needs no GPU.
 export default defineConfig({
   test: {
     reporters: ["default", "./test/summary-reporter.ts"],

@@ -1,5 +1,6 @@
-// The closed error vocabulary (HOUSE-STYLE 8). Every failure the system reports has one of these codes;
-// `statusFor` maps each to HTTP in one place and has no `default`, so an unmapped code fails to compile.
+// The closed error vocabulary (docs/conventions.md#errors). Every failure the system reports has one of
+// these codes; `statusFor` maps each to HTTP in one place and has no `default`, so an unmapped code fails
+// to compile.
 
 export type ErrorCode =
   | "invalid_request"

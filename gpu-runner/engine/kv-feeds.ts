@@ -1,4 +1,4 @@
-// How a step's past K/V reaches the session, per device (HOUSE-STYLE 5: a record, not a branch in the engine).
+// How a step's past K/V reaches the session, per device (a record, not a branch in the engine).
 // CPU: the block's [B, KVH, C, D] buffers are fed as they are (ORT reads host memory; unused positions are
 // masked). WebGPU: the previous step's present K/V stay on the GPU and are fed straight back; only when the
 // block changed (rows joined, left, or the block was regathered) are its used positions uploaded again.

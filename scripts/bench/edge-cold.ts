@@ -1,5 +1,5 @@
 // Cold starts for `npm run bench:edge`: first-token time of a never-seen adapter minus a warm one, beside
-// the pure transfer time of its bytes over loopback HTTP (issue #4: cold − warm <= 1.5 × transfer + 20 ms).
+// the pure transfer time of its bytes over loopback HTTP (target: cold − warm <= 1.5 × transfer + 20 ms).
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeDemoAdapter } from "../demo-model/adapter.ts";

@@ -4,8 +4,8 @@
 //    edge's own cost, free of model noise) in several rounds, beside a bare proxy Worker in front of the same
 //    stand-in (the floor: wrangler dev's hop and workerd's fetch); once against the real runner (max_tokens 1).
 // 2. Cold start: first-token time of a never-seen adapter minus a warm one, beside the pure transfer time of
-//    its bytes over loopback HTTP. Targets (issue #4): added p50 <= 2 ms, p99 <= 10 ms; cold <= 1.5x + 20 ms.
-// 3. What a running experiment adds over a plain alias (issue #5: <= 0.2 ms at p50), edge-experiment.ts.
+//    its bytes over loopback HTTP. Targets: added p50 <= 2 ms, p99 <= 10 ms; cold <= 1.5x + 20 ms.
+// 3. What a running experiment adds over a plain alias (target: <= 0.2 ms at p50), edge-experiment.ts.
 // `--skip-real` leaves out the real runner and cold starts (a quick before/after of the edge's own path).
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";

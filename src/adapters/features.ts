@@ -1,4 +1,4 @@
-// PEFT features that are not an additive `x·Aᵀ·Bᵀ·s` on a linear of the unchanged base (REFERENCE.md):
+// PEFT features that are not an additive `x·Aᵀ·Bᵀ·s` on a linear of the unchanged base:
 // serving them as plain LoRA would silently give wrong outputs, so each is refused by name with the reason.
 // Read from the raw config so they are reported even when other fields fail to parse.
 

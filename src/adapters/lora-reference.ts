@@ -1,4 +1,5 @@
-// The naive LoRA linear every fast path is tested against (HOUSE-STYLE 10). Deliberately plain loops.
+// The naive LoRA linear every fast path is tested against: tensor code is checked against a plain
+// reference (docs/architecture.md#invariants). Deliberately plain loops.
 
 /** Infers [n, in, out, r] from the buffer lengths: w/b = in/r and a = r·in give in² = a·w/b. */
 function dims(

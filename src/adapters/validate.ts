@@ -1,4 +1,5 @@
-// Checks a PEFT LoRA adapter against its base model at publish time (DESIGN invariant 3). Every problem is
+// Checks a PEFT LoRA adapter against its base model at publish time, so nothing invalid is ever
+// stored or served (docs/architecture.md#invariants). Every problem is
 // collected before reporting, so a publisher fixes them in one round (vLLM's `_validate_features`).
 import type { BaseModelSpec, LinearModule } from "../contracts/base-model.ts";
 import { formatIssues, problemsError } from "../contracts/issues.ts";
@@ -212,7 +213,8 @@ export function validateAdapter(input: ValidateAdapterInput): ValidatedAdapter {
 }
 
 /**
- * What the runner caches by (DESIGN invariant 2): the weights' digest plus every config fact that changes
+ * What the runner caches by, so a cached adapter is never served for different content
+ * (docs/architecture.md#invariants): the weights' digest plus every config fact that changes
  * outputs. Modules are sorted so the id does not depend on the order a spec lists them in.
  */
 export async function adapterId(weightsSha256: string, adapter: ValidatedAdapter): Promise<string> {

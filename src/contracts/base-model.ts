@@ -1,5 +1,5 @@
 // A base model as far as adapters care: its linear modules and their shapes, derived from HF config.json.
-// Architectures are records of facts (HOUSE-STYLE 5): adding one adds a record, never a branch.
+// Architectures are records of facts, so adding one adds a record, never a branch.
 import { z } from "zod";
 import { canonicalJson, sha256Hex } from "../crypto.ts";
 import { formatIssues, problemsError } from "./issues.ts";

@@ -1,5 +1,5 @@
-// Renders zod issues as our messages: the field, the rule and the value (HOUSE-STYLE 9). Every boundary
-// that parses with a schema reports through here so messages read the same everywhere.
+// Renders zod issues as our messages: the field, the rule and the value (docs/conventions.md#errors).
+// Every boundary that parses with a schema reports through here so messages read the same everywhere.
 import type { z } from "zod";
 import { AppError, type ErrorCode } from "../errors.ts";
 

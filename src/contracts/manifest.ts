@@ -1,5 +1,6 @@
-// The manifest of one published adapter version: immutable once written (DESIGN invariant 1), stored in D1
-// and beside the weights in R2, and read back through this schema, never cast.
+// The manifest of one published adapter version: immutable once written, as every version is
+// (docs/architecture.md#invariants), stored in D1 and beside the weights in R2, and read back through this
+// schema, never cast.
 import { z } from "zod";
 import { AdapterNameSchema } from "./names.ts";
 

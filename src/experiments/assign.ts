@@ -1,4 +1,5 @@
-// The assignment decision: a pure function of (route, salt, subject) and the stored split (HOUSE-STYLE 11).
+// The assignment decision: a pure function of (route, salt, subject) and the stored split, so the
+// same subject always lands in the same variant (docs/decisions/0004-ab-assignment-hash.md).
 // A request without a subject passes a per-request random id instead, which makes it a one-off subject.
 import type { RouteConfig, Variant } from "../contracts/experiments.ts";
 import { assignmentBucket, BUCKETS, shadowBucket } from "./hash.ts";

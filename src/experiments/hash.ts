@@ -1,6 +1,6 @@
-// Sticky assignment hashing (REFERENCE "A/B assignment"): GrowthBook's v2 bucket, FNV-1a 32-bit applied
-// twice, synchronous so the hot path never waits on WebCrypto. The second pass spreads sequential ids
-// (user-1, user-2, ...) that a single FNV pass leaves correlated in the low digits.
+// Sticky assignment hashing (docs/decisions/0004-ab-assignment-hash.md): GrowthBook's v2 bucket, FNV-1a
+// 32-bit applied twice, synchronous so the hot path never waits on WebCrypto. The second pass spreads
+// sequential ids (user-1, user-2, ...) that a single FNV pass leaves correlated in the low digits.
 
 /** Buckets per experiment: weights are basis points, so one bucket is one basis point of traffic. */
 export const BUCKETS = 10_000;

@@ -1,5 +1,5 @@
-// zValidator with our envelope (HOUSE-STYLE 7), shared by the edge and the runner: its default hook would leak
-// the raw safeParse result.
+// zValidator with our error envelope (docs/conventions.md#validation), shared by the edge and the runner:
+// its default hook would leak the raw safeParse result.
 import { zValidator } from "@hono/zod-validator";
 import type { ValidationTargets } from "hono";
 import type { z } from "zod";
@@ -26,7 +26,8 @@ export function validate<Target extends keyof ValidationTargets, S extends z.Zod
         );
       }
     },
-    // reportInput puts the offending value into each issue, so messages can quote it (HOUSE-STYLE 9).
+    // reportInput puts the offending value into each issue, so messages can quote it
+    // (docs/conventions.md#errors).
     { validationFunction: (s, value) => s.safeParse(value, { reportInput: true }) as never },
   );
 }

@@ -1,7 +1,7 @@
 // A hand-written accessibility check for the console's pages, run in the real browser: every form control
 // has a label, every text meets WCAG AA contrast against what is really behind it, every chart has a name,
 // and Tab reaches every control with a visible focus ring. Hand-written rather than axe-core: the console's
-// pages are small and of one make, these are the rules the issue asks for, and a 500 KB rule engine would
+// pages are small and of one make, these are the rules the console must meet, and a 500 KB rule engine would
 // be a dependency that tests mostly rules these pages cannot break.
 import type { Page } from "playwright-core";
 

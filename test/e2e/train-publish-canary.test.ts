@@ -2,7 +2,7 @@
 // pipeline's base model (real runner, real wrangler dev with local D1 and R2) publishes the new version with
 // its evaluation as manifest metrics and starts a canary route against the prod champion; a second run moves
 // the canary to its new version and re-weighs it without moving anyone who need not move. Both runs judge the
-// new version against the published prod version, downloaded from the edge (issue #6).
+// new version against the published prod version, downloaded from the edge.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -141,7 +141,7 @@ describe("npm run train --publish --canary", () => {
     expect(v2.manifest.metrics.champion_eval_loss).toBeCloseTo(report.champion.loss, 10);
     expect(v2.manifest.metrics.train_steps).toBe(3);
 
-    // Issue #6: the champion is the published prod version, downloaded and evaluated on the same rows.
+    // The champion is the published prod version, downloaded and evaluated on the same rows.
     expect(find(events, "champion")).toMatchObject({ label: `${NAME}@1`, version: 1 });
     expect(report.champion).toMatchObject({ label: `${NAME}@1`, version: 1 });
     expect(v2.manifest.metrics.champion_version).toBe(1);

@@ -205,7 +205,7 @@ export function naiveGreedy(
   return out;
 }
 
-/** max |a - b| / max |b|: the parity measure the issue states. */
+/** max |a - b| / max |b|: the relative error the parity tests bound. */
 export function relativeError(actual: Float32Array, expected: ArrayLike<number>): number {
   let diff = 0;
   let scale = 0;

@@ -1,7 +1,8 @@
 // Both LoRA paths of the graph (gather: per-row copies of the slot stacks; dense: concatenated stacks and a
-// slot mask), with primitive or fused ops (RMSNorm as one node, the WebGPU default), must keep DESIGN
-// invariant 4 on their own: every HF fixture case and the mixed-adapter batch give HF's greedy tokens and
-// logits within 1e-4 relative, on both CPU backends, whichever variant the defaults would pick.
+// slot mask), with primitive or fused ops (RMSNorm as one node, the WebGPU default), must each keep
+// parity with Hugging Face (docs/architecture.md#invariants): every HF fixture case and the mixed-adapter
+// batch give HF's greedy tokens and logits within 1e-4 relative, on both CPU backends, whichever variant
+// the defaults would pick.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine } from "../../gpu-runner/engine/engine.ts";

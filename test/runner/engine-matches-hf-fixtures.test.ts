@@ -1,7 +1,7 @@
-// Parity with Hugging Face (DESIGN invariant 4): the fixtures in test/fixtures/hf were computed by
-// transformers + PEFT in float32 (test/fixtures/README.md). On both CPU backends the engine must give the
-// same greedy tokens and last-position logits within 1e-4 relative, and each row of a mixed-adapter batch
-// must equal HF's batched row and the same request run alone.
+// Parity with Hugging Face (docs/architecture.md#invariants): the fixtures in test/fixtures/hf were
+// computed by transformers + PEFT in float32 (test/fixtures/README.md). On both CPU backends the engine
+// must give the same greedy tokens and last-position logits within 1e-4 relative, and each row of a
+// mixed-adapter batch must equal HF's batched row and the same request run alone.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine } from "../../gpu-runner/engine/engine.ts";

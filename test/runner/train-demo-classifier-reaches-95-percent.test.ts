@@ -1,4 +1,4 @@
-// The demo's quality bar (issue #6): a seeded run on the demo support tickets gives a classification adapter
+// The demo's quality bar: a seeded run on the demo support tickets gives a classification adapter
 // with held-out exact-match accuracy of at least 95%, measured beside the base model's own score on the
 // same rows. The base is the demo model after the trainer's full-parameter warm-up (warm-up-base.ts).
 import { mkdtempSync } from "node:fs";

@@ -140,7 +140,7 @@ const AdapterConfig = z.looseObject({
   alpha_pattern: z.record(z.string(), z.number()),
 });
 
-// REFERENCE.md: a pattern key matches a module when `(.*\.)?(key)$` matches its name.
+// As PEFT does it: a pattern key matches a module when `(.*\.)?(key)$` matches its name.
 function patterned(module: string, base: number, pattern: Record<string, number>): number {
   let value = base;
   for (const [key, v] of Object.entries(pattern)) if (new RegExp(`(.*\\.)?(${key})$`).test(module)) value = v;

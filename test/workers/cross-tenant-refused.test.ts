@@ -1,4 +1,5 @@
-// Invariant 6: a tenant never sees, resolves or changes another tenant's adapters, aliases, uploads or keys.
+// Tenant isolation (docs/architecture.md#invariants): a tenant never sees, resolves or changes another
+// tenant's adapters, aliases, uploads or keys.
 import { env } from "cloudflare:workers";
 import { beforeEach, expect, it } from "vitest";
 import {

@@ -57,7 +57,7 @@ export function createApp(deps: AppDeps = defaultDeps): Hono<EdgeEnv> {
   });
   app.onError((error, c) => {
     const appError = toAppError(error);
-    // Caller mistakes log quietly; faults loudly (HOUSE-STYLE 8).
+    // Caller mistakes log quietly; faults loudly (docs/conventions.md#errors).
     if (appError.status >= 500) console.error(`[${c.get("requestId")}]`, error);
     c.header("x-request-id", c.get("requestId"));
     return c.json(errorEnvelope(appError), appError.status as 400);

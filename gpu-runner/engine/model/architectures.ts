@@ -1,4 +1,4 @@
-// What differs between the model families we serve, as records of facts and functions (HOUSE-STYLE 5).
+// What differs between the model families we serve, as records of facts and functions.
 // Shared code asks the record; adding a family adds an entry here and touches nothing else.
 import type { Architecture, HfConfig } from "../../../src/contracts/base-model.ts";
 import type { GraphBuilder } from "../onnx/graph-builder.ts";

@@ -1,6 +1,6 @@
 // Rotary frequencies as transformers' modeling_rope_utils.py computes them (in float32: every step is
-// rounded with Math.fround so cos/sin match HF's to the last bit or one ulp). Rope types are a record
-// (HOUSE-STYLE 5): adding one adds an entry, never a branch in the engine.
+// rounded with Math.fround so cos/sin match HF's to the last bit or one ulp). Rope types are a record,
+// so adding one adds an entry, never a branch in the engine.
 import { AppError } from "../../../src/errors.ts";
 
 const f = Math.fround;

@@ -1,4 +1,5 @@
-// The runner's Hono app: auth, routes and one error renderer (HOUSE-STYLE 2, 8). Built from injected deps
+// The runner's Hono app: auth, routes and one error renderer (docs/conventions.md#composition-roots,
+// docs/conventions.md#errors). Built from injected deps
 // so tests run it over a real engine without a listening socket.
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";

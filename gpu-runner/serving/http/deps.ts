@@ -1,5 +1,5 @@
-// What the HTTP layer is given (HOUSE-STYLE 3): everything it touches arrives here, so tests can build an
-// app over a real engine and real files without patching globals.
+// What the HTTP layer is given (docs/conventions.md#composition-roots): everything it touches arrives
+// here, so tests can build an app over a real engine and real files without patching globals.
 import type { Engine } from "../../engine/types.ts";
 import type { AdapterCache } from "../adapters.ts";
 import type { RunnerMetrics } from "../metrics.ts";

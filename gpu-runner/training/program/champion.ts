@@ -1,4 +1,4 @@
-// The champion a new version is judged against (issue #6): `--champion <dir>`, else the adapter's published
+// The champion a new version is judged against: `--champion <dir>`, else the adapter's published
 // `<name>@prod` downloaded from the edge, else the base model. Evaluating the version that serves today, not a
 // local copy of it, is what makes the comparison in the model card and the manifest metrics mean something.
 import { mkdtemp, rm } from "node:fs/promises";

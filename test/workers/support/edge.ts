@@ -1,5 +1,5 @@
 // Drives the edge app inside workerd with the real local D1 and R2 bindings. The only thing replaced is the
-// outbound runner call, intercepted at `fetch` as issue #2 allows.
+// outbound runner call, intercepted at `fetch` (docs/conventions.md#tests).
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { type BaseModelSpec, baseModelSpecFromConfig } from "../../../src/contracts/base-model.ts";

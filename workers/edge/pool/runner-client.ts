@@ -1,4 +1,4 @@
-// The edge's client for the runner pool (DESIGN "Runner API"): OpenAI endpoints plus adapter loads, with each
+// The edge's client for the runner pool's HTTP API: OpenAI endpoints plus adapter loads, with each
 // runner's secret. `fetch` is injected, so tests intercept the outbound call without patching globals. It
 // reports failures as values, so the dispatcher decides about failover; runner URLs stay in logs, never in
 // what a client sees (runners are named by their position in the pool).

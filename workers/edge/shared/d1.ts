@@ -1,4 +1,5 @@
-// Small helpers shared by the D1 stores: rows are parsed with zod (HOUSE-STYLE 6), never cast.
+// Small helpers shared by the D1 stores: rows are parsed with zod, never cast
+// (docs/conventions.md#contracts).
 import type { z } from "zod";
 import { AppError } from "../../../src/errors.ts";
 
