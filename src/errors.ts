@@ -76,8 +76,13 @@ export class AppError extends Error {
   /** Every problem found, when several were collected before reporting (e.g. adapter validation). */
   readonly details: string[];
 
-  constructor(code: ErrorCode, message: string, options: { param?: string | null; details?: string[] } = {}) {
-    super(message);
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { param?: string | null; details?: string[]; cause?: unknown } = {},
+  ) {
+    // The cause travels for the logs; the message stays what the caller may read.
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "AppError";
     this.code = code;
     this.param = options.param ?? null;

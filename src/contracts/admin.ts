@@ -2,12 +2,12 @@
 // too. They use zod and src/ only, so any runtime can share them.
 import { z } from "zod";
 import { BaseModelSpecSchema } from "./base-model.ts";
+import { Sha256Schema } from "./digest.ts";
 import { AdapterManifestSchema } from "./manifest.ts";
 import { AdapterNameSchema, AliasNameSchema, TenantNameSchema } from "./names.ts";
 
-export const Sha256Schema = z
-  .string()
-  .regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex characters (a sha256)");
+export { Sha256Schema };
+
 const version = z.number().int().min(1);
 
 /** Base model ids may look like Hugging Face repo ids (`org/model`), but never contain "@". */

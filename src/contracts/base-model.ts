@@ -2,6 +2,7 @@
 // Architectures are records of facts, so adding one adds a record, never a branch.
 import { z } from "zod";
 import { canonicalJson, sha256Hex } from "../crypto.ts";
+import { Sha256Schema } from "./digest.ts";
 import { formatIssues, problemsError } from "./issues.ts";
 
 const positiveInt = z.number().int().positive();
@@ -238,7 +239,7 @@ export const BaseModelSpecSchema = z.strictObject({
   numKvHeads: positiveInt,
   headDim: positiveInt,
   vocabSize: positiveInt,
-  fingerprint: z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex characters"),
+  fingerprint: Sha256Schema,
   modules: z.array(LinearModuleSchema).min(1),
 });
 

@@ -2,9 +2,10 @@
 // (docs/architecture.md#invariants), stored in D1 and beside the weights in R2, and read back through this
 // schema, never cast.
 import { z } from "zod";
+import { Sha256Schema } from "./digest.ts";
 import { AdapterNameSchema } from "./names.ts";
 
-const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex characters (a sha256)");
+const sha256 = Sha256Schema;
 
 export const ManifestModuleSchema = z.strictObject({
   /** Full module path, e.g. "model.layers.0.self_attn.q_proj". */

@@ -2,8 +2,9 @@
 // `PUT /v1/adapters/{adapterId}`: body = adapter_model.safetensors bytes; the PEFT config and the weights'
 // sha256 travel in headers, so the body can stream straight from R2 without a multipart wrapper.
 import { z } from "zod";
+import { Sha256Schema } from "./digest.ts";
 
-const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex characters (a sha256)");
+const sha256 = Sha256Schema;
 
 export const ADAPTER_CONFIG_HEADER = "x-adapter-config";
 export const WEIGHTS_SHA256_HEADER = "x-weights-sha256";

@@ -1,20 +1,20 @@
 // The edge's composition root: middleware, routes and the one error handler. Bindings come per request
 // (env); the runner client is built from deps so tests can intercept the outbound call.
 import { Hono } from "hono";
-import { HTTPException } from "hono/http-exception";
 import { AppError, errorEnvelope } from "../../src/errors.ts";
+import { toAppError } from "../../src/http/errors.ts";
 import { createConsole } from "./console/app.tsx";
 import type { AppDeps, EdgeEnv } from "./env.ts";
+import { experimentRoutes, feedbackRoutes } from "./experiments/routes.ts";
 import { authenticate } from "./http/auth.ts";
 import { requestId } from "./http/request-id.ts";
-import { adapterRoutes } from "./registry/adapters-routes.ts";
-import { baseModelRoutes } from "./registry/base-models-routes.ts";
-import { experimentRoutes, feedbackRoutes } from "./experiments/routes.ts";
-import { tenantRoutes } from "./tenants/routes.ts";
-import { uploadRoutes } from "./registry/uploads-routes.ts";
 import { v1Routes } from "./inference/routes.ts";
 import { poolConfigFrom } from "./pool/pool-config.ts";
 import { createRunnerClient } from "./pool/runner-client.ts";
+import { adapterRoutes } from "./registry/adapters-routes.ts";
+import { baseModelRoutes } from "./registry/base-models-routes.ts";
+import { uploadRoutes } from "./registry/uploads-routes.ts";
+import { tenantRoutes } from "./tenants/routes.ts";
 
 export const defaultDeps: AppDeps = {
   runner: (env) =>
@@ -23,16 +23,6 @@ export const defaultDeps: AppDeps = {
       fetch: (input, init) => fetch(input, init),
     }),
 };
-
-function toAppError(error: unknown): AppError {
-  if (error instanceof AppError) return error;
-  if (error instanceof HTTPException) {
-    // Hono's own refusals (malformed JSON, body too large) are the caller's mistakes.
-    const code = error.status === 413 ? "payload_too_large" : "invalid_request";
-    return new AppError(code, error.message);
-  }
-  return new AppError("internal_error", "internal error");
-}
 
 export function createApp(deps: AppDeps = defaultDeps): Hono<EdgeEnv> {
   const app = new Hono<EdgeEnv>();

@@ -2,8 +2,8 @@
 // docs/conventions.md#errors). Built from injected deps
 // so tests run it over a real engine without a listening socket.
 import { Hono } from "hono";
-import { HTTPException } from "hono/http-exception";
 import { AppError, errorEnvelope } from "../../../src/errors.ts";
+import { toAppError } from "../../../src/http/errors.ts";
 import { adapterRoutes } from "./adapter-routes.ts";
 import { bearerAuth } from "./auth.ts";
 import { chatRoutes } from "./chat.ts";
@@ -12,16 +12,6 @@ import type { RunnerDeps } from "./deps.ts";
 import { opsRoutes } from "./ops-routes.ts";
 
 export type { RunnerDeps } from "./deps.ts";
-
-function toAppError(error: Error): AppError {
-  if (error instanceof AppError) return error;
-  // hono raises HTTPException for bodies it cannot parse (e.g. malformed JSON)
-  if (error instanceof HTTPException && error.status < 500) {
-    return new AppError("invalid_request", `request body: ${error.message || "cannot be parsed"}`);
-  }
-  console.error("runner request failed:", error);
-  return new AppError("internal_error", "internal error; see the runner's log");
-}
 
 export function createApp(deps: RunnerDeps): Hono {
   const app = new Hono();
@@ -41,6 +31,7 @@ export function createApp(deps: RunnerDeps): Hono {
   });
   app.onError((error, c) => {
     const appError = toAppError(error);
+    if (appError.status >= 500) console.error("runner request failed:", error);
     return c.json(errorEnvelope(appError), appError.status as 400);
   });
   return app;
