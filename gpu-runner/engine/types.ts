@@ -1,6 +1,11 @@
 // The engine contract between the model side (graph, sessions, KV cache) and the serving side
 // (scheduler, sampler, adapter cache, HTTP). The serving side only ever talks to an `Engine`.
 
+import type { AdapterWeights } from "../../src/adapters/weights.ts";
+
+// The adapter weights the engine takes are the core's (decoded and validated in src/adapters/weights.ts).
+export type { AdapterModuleWeights, AdapterWeights } from "../../src/adapters/weights.ts";
+
 export type Device = "cpu" | "webgpu";
 export type Backend = "native" | "wasm";
 
@@ -15,21 +20,6 @@ export interface ModelInfo {
   maxPositions: number;
   /** Token ids that end generation (from generation_config.json / config.json). */
   eosTokenIds: number[];
-}
-
-/** One adapted linear, already resolved from the PEFT config. A: [r, in], B: [out, r], float32, row-major. */
-export interface AdapterModuleWeights {
-  /** Module path without the PEFT prefix, e.g. `model.layers.0.self_attn.q_proj`. */
-  module: string;
-  rank: number;
-  /** lora_alpha / r, or lora_alpha / sqrt(r) with rsLoRA, after rank_pattern / alpha_pattern. */
-  scale: number;
-  a: Float32Array;
-  b: Float32Array;
-}
-
-export interface AdapterWeights {
-  modules: AdapterModuleWeights[];
 }
 
 export type SequenceId = number;

@@ -1,5 +1,5 @@
-// Adapter weights as the engine takes them (structurally identical to gpu-runner/engine/types.ts's
-// AdapterWeights; src/ must not import the runner), decoded from a validated safetensors file.
+// Adapter weights as the engine takes them, decoded from a validated safetensors file. The runner's engine
+// contract re-exports these types, so there is one definition.
 import { AppError } from "../errors.ts";
 import { type SafetensorsFile, type TensorInfo, tensorBytes, toFloat32 } from "../safetensors.ts";
 import type { ValidatedAdapter } from "./validate.ts";
