@@ -8,7 +8,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { z } from "zod";
-import { ErrorEnvelopeSchema } from "../src/contracts/openai.ts";
+import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from "../src/adapters/peft-files.ts";
 import {
   type BaseModelResponse,
   BaseModelResponseSchema,
@@ -20,6 +20,7 @@ import {
   type VersionResponse,
   VersionResponseSchema,
 } from "../src/contracts/admin.ts";
+import { ErrorEnvelopeSchema } from "../src/contracts/openai.ts";
 
 export class EdgeError extends Error {
   readonly status: number;
@@ -222,8 +223,8 @@ export function createEdgeClient(options: EdgeClientOptions) {
       const res = await request(`${files}/adapter_model.safetensors`, { method: "GET" });
       if (!res.ok) await parseEdgeAnswer(res, z.never(), `${what} adapter_model.safetensors`);
       await mkdir(dir, { recursive: true });
-      const saved = await saveVerified(res, join(dir, "adapter_model.safetensors"), what);
-      await writeFile(join(dir, "adapter_config.json"), `${JSON.stringify(config, null, 2)}\n`);
+      const saved = await saveVerified(res, join(dir, PEFT_WEIGHTS_FILE), what);
+      await writeFile(join(dir, PEFT_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
       return { ...saved, dir };
     },
     async baseModel(id: string): Promise<BaseModelResponse> {

@@ -9,7 +9,7 @@ import {
   type Route,
   RouteSchema,
 } from "../src/contracts/experiments.ts";
-import { EdgeError, type EdgeClientOptions, parseEdgeAnswer } from "./edge-client.ts";
+import { type EdgeClientOptions, EdgeError, parseEdgeAnswer } from "./edge-client.ts";
 
 const PromotedSchema = z.strictObject({
   route: RouteSchema,

@@ -46,14 +46,18 @@ export function refuseUnknownFlags(
   known: readonly string[],
   aliases: readonly string[] = [],
 ): void {
-  const accepted = new Set([...known, ...aliases, "help", "version"]);
+  // citty reads `--batch-size` for an arg named `batchSize`, and the other way round.
+  const kebab = (n: string) => n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  const camel = (n: string) => n.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  const spellings = [...known, ...aliases].flatMap((n) => [n, kebab(n), camel(n)]);
+  const accepted = new Set([...spellings, "help", "version"]);
   const problems: string[] = [];
   for (const arg of argv) {
     if (arg === "--") break;
     if (!arg.startsWith("--")) continue;
     const name = arg.slice(2).split("=")[0] ?? "";
     if (accepted.has(name) || (name.startsWith("no-") && accepted.has(name.slice(3)))) continue;
-    const near = closestFlag(name, known);
+    const near = closestFlag(name, known.map(kebab));
     problems.push(`--${name}: not a flag of this command${near === null ? "" : `; did you mean --${near}?`}`);
   }
   if (problems.length > 0) {

@@ -1,12 +1,12 @@
 // `npm run experiment -- create|show|list|set-weights|pause|resume|promote|stop|compare ...`: manage A/B
 // routes between adapter versions at the edge. Endpoint and key: --endpoint/--token or EDGE_URL/EDGE_TOKEN.
 import { defineCommand } from "citty";
+import { EdgeError } from "../cli/edge-client.ts";
+import { createExperimentClient, type ExperimentClient } from "../cli/experiment-client.ts";
 import { runChecked } from "../cli/flags.ts";
 import type { Results, Route } from "../src/contracts/experiments.ts";
 import { AppError } from "../src/errors.ts";
 import { parseNumber, parseVariants, parseWeights } from "./lib/experiment-args.ts";
-import { createExperimentClient, type ExperimentClient } from "../cli/experiment-client.ts";
-import { EdgeError } from "../cli/edge-client.ts";
 
 const common = {
   endpoint: { type: "string", description: "edge URL (or EDGE_URL)" },

@@ -2,12 +2,12 @@
 // Validates the adapter locally with the same code the edge runs, uploads the weights (multipart above a
 // threshold), publishes a version and prints it. A refusal exits non-zero with the edge's message.
 import { defineCommand } from "citty";
-import { runChecked } from "../cli/flags.ts";
 import { SingleBar } from "cli-progress";
+import { createEdgeClient, EdgeError } from "../cli/edge-client.ts";
+import { runChecked } from "../cli/flags.ts";
+import { openPeftDir, type PeftDir, sha256File } from "../gpu-runner/engine/model/peft-dir.ts";
 import { validateAdapter } from "../src/adapters/validate.ts";
 import { AppError } from "../src/errors.ts";
-import { type AdapterDir, readAdapterDir, sha256File } from "../cli/adapter-dir.ts";
-import { createEdgeClient, EdgeError } from "../cli/edge-client.ts";
 
 const MiB = 1024 * 1024;
 
@@ -49,7 +49,7 @@ function mebibytes(value: string, flag: string, min: number): number {
   return n * MiB;
 }
 
-function summary(name: string, dir: AdapterDir, modules: number, dtype: string): string {
+function summary(name: string, dir: PeftDir, modules: number, dtype: string): string {
   return `${name}: ${modules} adapted modules, ${dtype}, ${dir.sizeBytes} bytes`;
 }
 
@@ -86,7 +86,7 @@ const command = defineCommand({
       const multipartThreshold = mebibytes(args["multipart-mib"], "multipart-mib", 0);
       const partSize = mebibytes(args["part-mib"], "part-mib", 5);
       const edge = createEdgeClient({ endpoint, token });
-      const dir = await readAdapterDir(args.dir);
+      const dir = await openPeftDir(args.dir);
       const base = await edge.baseModel(args.base);
       const validated = validateAdapter({
         name: args.name,

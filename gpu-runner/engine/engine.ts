@@ -2,11 +2,11 @@
 // inputs, so writing a slot never rebuilds the session), and picks how stacks and KV caches reach the device
 // (lora-feeds.ts, kv-feeds.ts). The per-step work lives in ort-engine.ts.
 import { AppError } from "../../src/errors.ts";
-import { type HfModel, loadHfModel } from "./model/hf-model.ts";
-import { LINEAR_NAMES, type LinearName, type LoraPath, type WeightSource } from "./onnx/llama-decoder.ts";
 import { KV_FEEDERS, outputLocations } from "./kv-feeds.ts";
 import { LORA_FEEDS } from "./lora-feeds.ts";
 import { LoraSlots } from "./lora-slots.ts";
+import { type HfModel, loadHfModel } from "./model/hf-model.ts";
+import { LINEAR_NAMES, type LinearName, type LoraPath, type WeightSource } from "./onnx/llama-decoder.ts";
 import { createSession, loadOrt, type SessionRequest } from "./ort-backend.ts";
 import { OrtEngine } from "./ort-engine.ts";
 import type { Backend, Device, Engine, ModelInfo } from "./types.ts";

@@ -3,8 +3,8 @@
 // masked). WebGPU: the previous step's present K/V stay on the GPU and are fed straight back; only when the
 // block changed (rows joined, left, or the block was regathered) are its used positions uploaded again.
 
-import { io } from "./onnx/llama-decoder.ts";
 import type { KvBlock, KvDims } from "./kv-cache.ts";
+import { io } from "./onnx/llama-decoder.ts";
 import type { Ort, OrtTensor } from "./ort-backend.ts";
 import type { Device } from "./types.ts";
 

@@ -2,8 +2,9 @@
 // is seen by the next run with no copy. WebGPU: the stacks are uploaded once into GPU buffers (through a
 // one-node session whose output stays on the GPU) and fed from there; a slot write marks them for upload
 // before the next step, instead of sending every stack over PCIe on every step.
-import { GraphBuilder } from "./onnx/graph-builder.ts";
+
 import type { LoraSlots } from "./lora-slots.ts";
+import { GraphBuilder } from "./onnx/graph-builder.ts";
 import { createSession, type Ort, type OrtTensor, type Session, type SessionRequest } from "./ort-backend.ts";
 import type { Device } from "./types.ts";
 

@@ -1,12 +1,12 @@
 // The Engine on one onnxruntime session: validates step rows, assembles each step's feeds (tokens, rotary
 // tables, mask, LoRA stacks, past K/V) and keeps every sequence's cache up to date.
 import { AppError } from "../../src/errors.ts";
-import type { HfModel } from "./model/hf-model.ts";
-import { io } from "./onnx/llama-decoder.ts";
 import { appendStep, emptyRow, gatherBlock, type KvRow, reusableBlock } from "./kv-cache.ts";
 import type { KvFeeder } from "./kv-feeds.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
 import type { LoraSlots } from "./lora-slots.ts";
+import type { HfModel } from "./model/hf-model.ts";
+import { io } from "./onnx/llama-decoder.ts";
 import type { Ort, OrtTensor, Session } from "./ort-backend.ts";
 import { buildStepInputs, type RowPlan } from "./step-inputs.ts";
 import type { AdapterWeights, Backend, Device, Engine, ModelInfo, SequenceId, StepRow } from "./types.ts";

@@ -5,10 +5,10 @@ import { serve } from "@hono/node-server";
 import { renderUsage } from "citty";
 import { EXIT, wantsHelp, wantsVersion } from "../../cli/flags.ts";
 import { AppError } from "../../src/errors.ts";
-import { parseConfig, RUNNER_ARGS } from "./config.ts";
 import { createEngine } from "../engine/engine.ts";
-import { buildRunner } from "./runtime.ts";
+import { parseConfig, RUNNER_ARGS } from "./config.ts";
 import { createApp } from "./http/app.ts";
+import { buildRunner } from "./runtime.ts";
 
 const COMMAND = {
   meta: { name: "runner", description: "multi-LoRA runner (OpenAI and vLLM API)" },

@@ -4,14 +4,15 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type BaseModelSpec, baseModelSpecFromConfig } from "../../src/contracts/base-model.ts";
 import { AppError } from "../../src/errors.ts";
-import type { RunnerConfig } from "./config.ts";
+import { readPeftFiles } from "../engine/model/peft-dir.ts";
+import { createAbsentTokenizer, hasTokenizer, loadTokenizer } from "../engine/tokenizer/index.ts";
 import type { Engine } from "../engine/types.ts";
-import type { RunnerDeps } from "./http/deps.ts";
-import { createPrepareAdapter, readAdapterDir } from "./adapter-prepare.ts";
+import { createPrepareAdapter } from "./adapter-prepare.ts";
 import { AdapterCache } from "./adapters.ts";
+import type { RunnerConfig } from "./config.ts";
+import type { RunnerDeps } from "./http/deps.ts";
 import { createMetrics } from "./metrics.ts";
 import { Scheduler } from "./scheduler.ts";
-import { createAbsentTokenizer, hasTokenizer, loadTokenizer } from "../engine/tokenizer/index.ts";
 
 export type EngineFactory = (options: {
   modelDir: string;
@@ -82,7 +83,7 @@ export async function buildRunner(config: Config, createEngine: EngineFactory): 
     () => adapters.info(),
   );
   for (const lora of config.loras) {
-    await adapters.load({ ...(await readAdapterDir(lora.path)), name: lora.name, pinned: true });
+    await adapters.load({ ...(await readPeftFiles(lora.path)), name: lora.name, pinned: true });
   }
   const stopTokenIds = [
     ...new Set([
@@ -101,7 +102,7 @@ export async function buildRunner(config: Config, createEngine: EngineFactory): 
     baseModelFingerprint: spec.fingerprint,
     stopTokenIds,
     maxAdapterBytes: maxAdapterBytes(spec, engine.maxRank),
-    readAdapterDir,
+    readAdapterDir: readPeftFiles,
     startedAt: Date.now(),
     version: RUNNER_VERSION,
   };

@@ -4,10 +4,10 @@
 // not by its whole generation.
 import { setImmediate as nextTick } from "node:timers/promises";
 import { AppError } from "../../src/errors.ts";
-import type { Engine, SequenceId, StepRow } from "../engine/types.ts";
-import type { RunnerMetrics } from "./metrics.ts";
 import { createRng, type Rng } from "../../src/random.ts";
 import { type SampledToken, type SamplingParams, sampleToken } from "../engine/sampler.ts";
+import type { Engine, SequenceId, StepRow } from "../engine/types.ts";
+import type { RunnerMetrics } from "./metrics.ts";
 
 export interface GenerationRequest {
   promptIds: number[];

@@ -1,7 +1,6 @@
 // Full-parameter mode's output: a new Hugging Face model directory, the source's config and tokenizer files
 // copied as they are, the weights rewritten as one float32 model.safetensors with the trained tensors in.
-import { copyFileSync, mkdirSync, readdirSync } from "node:fs";
-import { writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fromFloat32, type TensorToWrite, writeSafetensors } from "../../src/safetensors.ts";
 import type { HfModel } from "../engine/model/hf-model.ts";

@@ -1,10 +1,10 @@
 // Held-out loss and perplexity (the training graph, forward only) and exact-match accuracy of greedy output
 // (the serving Engine, so the figure is what the runner will actually answer with the adapter).
 import { createEngineFromModel } from "../engine/engine.ts";
-import type { AdapterWeights } from "../engine/types.ts";
 import type { HfModel } from "../engine/model/hf-model.ts";
 import { argmax } from "../engine/sampler.ts";
 import type { RunnerTokenizer } from "../engine/tokenizer/index.ts";
+import type { AdapterWeights } from "../engine/types.ts";
 import { bucketLength } from "./batches.ts";
 import type { Example } from "./data.ts";
 import type { LoraParams } from "./lora-params.ts";

@@ -2,9 +2,9 @@
 // analytic gradients in onnxruntime and compares them with central differences, along a random direction
 // (all coordinates at once) and on single coordinates. Used by the tests and by anyone adding a rule.
 import * as ort from "onnxruntime-node";
+import { createRng, type Rng } from "../../src/random.ts";
 import { GraphBuilder } from "../engine/onnx/graph-builder.ts";
 import { mul } from "../engine/onnx/ops.ts";
-import { createRng, type Rng } from "../../src/random.ts";
 import { appendBackward } from "./autodiff.ts";
 import { reduceSum } from "./grad-rules.ts";
 import { inferShapes, numel } from "./shapes.ts";

@@ -1,11 +1,12 @@
 // The trainable LoRA tensors in PEFT's layout (A: [r, in], B: [out, r]) and PEFT's initialisation:
 // A Kaiming-uniform with a=√5 (bound 1/√in), B zeros, so a fresh adapter starts as the base model.
+
+import { effectiveModules, targetingProblems } from "../../src/adapters/peft.ts";
 import type { BaseModelSpec } from "../../src/contracts/base-model.ts";
 import type { PeftLoraConfig } from "../../src/contracts/peft-config.ts";
-import { effectiveModules, targetingProblems } from "../../src/adapters/peft.ts";
 import { AppError } from "../../src/errors.ts";
-import type { AdapterWeights } from "../engine/types.ts";
 import { createRng } from "../../src/random.ts";
+import type { AdapterWeights } from "../engine/types.ts";
 import type { TrainModule } from "./train-graph.ts";
 
 export interface LoraParams {

@@ -3,13 +3,13 @@
 // `<name>@prod` from the edge with --publish or --endpoint/--token, else the base model), and writes a PEFT directory with a model card. `--publish` publishes it with publish-adapter's
 // client and checks, the evaluation as manifest metrics; `--canary` puts a share of a route's traffic on it.
 import { defineCommand } from "citty";
+import { EdgeError } from "../../cli/edge-client.ts";
 import { runChecked } from "../../cli/flags.ts";
 import { AppError } from "../../src/errors.ts";
-import { EdgeError } from "../../cli/edge-client.ts";
 import { type Champion, championEdge, resolveChampion } from "./program/champion.ts";
-import { releaseTrained, releaseTarget } from "./program/release.ts";
 import { runTraining } from "./program/pipeline.ts";
 import { createProgress } from "./program/progress.ts";
+import { releaseTarget, releaseTrained } from "./program/release.ts";
 import { parseSettings, type TrainSettings } from "./program/settings.ts";
 
 const str = (description: string) => ({ type: "string" as const, description });

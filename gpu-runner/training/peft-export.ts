@@ -4,6 +4,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from "../../src/adapters/peft-files.ts";
+import { AppError } from "../../src/errors.ts";
 import {
   fromFloat32,
   readSafetensors,
@@ -12,7 +14,6 @@ import {
   toFloat32,
   writeSafetensors,
 } from "../../src/safetensors.ts";
-import { AppError } from "../../src/errors.ts";
 import type { LoraParams } from "./lora-params.ts";
 import type { OptimizerState } from "./optimizer.ts";
 
@@ -69,8 +70,8 @@ function loraTensors(p: LoraParams): Record<string, TensorToWrite> {
 
 export function writePeftDir(dir: string, p: LoraParams, config: ExportLoraConfig): void {
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "adapter_config.json"), `${JSON.stringify(adapterConfigJson(config), null, 2)}\n`);
-  writeFileSync(join(dir, "adapter_model.safetensors"), writeSafetensors(loraTensors(p), { format: "pt" }));
+  writeFileSync(join(dir, PEFT_CONFIG_FILE), `${JSON.stringify(adapterConfigJson(config), null, 2)}\n`);
+  writeFileSync(join(dir, PEFT_WEIGHTS_FILE), writeSafetensors(loraTensors(p), { format: "pt" }));
 }
 
 const CheckpointStateSchema = z.strictObject({

@@ -3,6 +3,8 @@
 // autodiff.ts with one output per LoRA tensor. Base weights are initializers: frozen, read once per session.
 // Built for a fixed [batch, seq]; rows are right-padded, so causal attention alone keeps padding out of
 // every real position, and padded targets carry loss weight 0.
+
+import { type Rope, writeCosSin } from "../engine/model/rope.ts";
 import type { GraphBuilder } from "../engine/onnx/graph-builder.ts";
 import { GraphBuilder as Builder } from "../engine/onnx/graph-builder.ts";
 import { rmsNorm, rotary } from "../engine/onnx/layers.ts";
@@ -19,7 +21,6 @@ import {
   softmax,
   transpose,
 } from "../engine/onnx/ops.ts";
-import { type Rope, writeCosSin } from "../engine/model/rope.ts";
 import { appendBackward } from "./autodiff.ts";
 import { reduceSum } from "./grad-rules.ts";
 

@@ -1,10 +1,11 @@
 // Runs training graphs in onnxruntime: one session per padded length (and per forward-only/backward), the
 // base weights inside each session as initializers; only LoRA tensors, tokens and loss weights are fed per
 // run. Gradients of accumulated micro-batches are summed here, then clipped and applied by optimizer.ts.
+
+import { createRng, type Rng } from "../../src/random.ts";
+import type { HfModel } from "../engine/model/hf-model.ts";
 import type { Session } from "../engine/ort-backend.ts";
 import { createSession, type Ort } from "../engine/ort-backend.ts";
-import type { HfModel } from "../engine/model/hf-model.ts";
-import { createRng, type Rng } from "../../src/random.ts";
 import { countTargets, type Feeds, makeFeeds, type TokenRow } from "./batches.ts";
 import { type LoraParams, tensorsOf } from "./lora-params.ts";
 import {

@@ -2,6 +2,7 @@
 // the pure transfer time of its bytes over loopback HTTP (target: cold − warm <= 1.5 × transfer + 20 ms).
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { PEFT_WEIGHTS_FILE } from "../../src/adapters/peft-files.ts";
 import { writeDemoAdapter } from "../demo-model/adapter.ts";
 import { publishSources } from "../lib/dev-setup.ts";
 import { median, post, startSink } from "./edge-load.ts";
@@ -42,7 +43,7 @@ export async function coldStarts(
       const cold = await timed(send);
       const warm: number[] = [];
       for (let k = 0; k < 5; k++) warm.push((await timed(send)).ms);
-      const bytes = await readFile(join(dir, "adapter_model.safetensors"));
+      const bytes = await readFile(join(dir, PEFT_WEIGHTS_FILE));
       const transfers: number[] = [];
       for (let k = 0; k < 5; k++) {
         transfers.push((await timed(() => fetch(sink.url, { method: "PUT", body: bytes }))).ms);

@@ -2,9 +2,9 @@
 // end to end (prefill included) as generated tokens per second. Merge-and-swap serves the same requests the
 // way a server without multi-LoRA must: merge one adapter into the weights, build, serve its rows, switch.
 import { createEngineFromModel } from "../../gpu-runner/engine/engine.ts";
-import type { AdapterWeights, Backend, Device, Engine } from "../../gpu-runner/engine/types.ts";
 import type { HfModel } from "../../gpu-runner/engine/model/hf-model.ts";
 import type { WeightSource } from "../../gpu-runner/engine/onnx/llama-decoder.ts";
+import type { AdapterWeights, Backend, Device, Engine } from "../../gpu-runner/engine/types.ts";
 
 export interface Workload {
   batch: number;

@@ -8,10 +8,11 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineCommand, runMain } from "citty";
 import { createEngineFromModel } from "../../gpu-runner/engine/engine.ts";
-import type { AdapterWeights, Backend, Device, Engine } from "../../gpu-runner/engine/types.ts";
 import { type HfModel, loadHfModel } from "../../gpu-runner/engine/model/hf-model.ts";
 import { readPeftDir } from "../../gpu-runner/engine/model/peft-dir.ts";
 import type { LoraPath } from "../../gpu-runner/engine/onnx/llama-decoder.ts";
+import type { AdapterWeights, Backend, Device, Engine } from "../../gpu-runner/engine/types.ts";
+import { PEFT_CONFIG_FILE } from "../../src/adapters/peft-files.ts";
 import { formatProfile, summariseProfile } from "./ort-profile.ts";
 import { measureAll, type Row, type Scenario, table, writeSection } from "./runner-report.ts";
 import { generate, mergeAndSwap, type Workload } from "./runner-scenarios.ts";
@@ -49,7 +50,7 @@ function ensureModel(dir: string, shape: SyntheticModelOptions, adapters: number
   if (!existsSync(join(dir, "config.json"))) writeSyntheticModel(dir, shape);
   for (let k = 0; k < adapters; k++) {
     const adapterDir = join(dir, "adapters", `a${k}`);
-    if (existsSync(join(adapterDir, "adapter_config.json"))) continue;
+    if (existsSync(join(adapterDir, PEFT_CONFIG_FILE))) continue;
     writeSyntheticAdapter(adapterDir, shape, {
       seed: 1000 + k,
       r: 16,

@@ -2,6 +2,7 @@
 // benchmark and the engine tests (any shape, llama/mistral/qwen2, f32/bf16/f16, sharded or not).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from "../../src/adapters/peft-files.ts";
 import { type Dtype, fromFloat32, type TensorToWrite, writeSafetensors } from "../../src/safetensors.ts";
 
 export interface SyntheticModelOptions {
@@ -211,7 +212,7 @@ export function writeSyntheticAdapter(
       data: fromFloat32("F32", b),
     };
   }
-  writeFileSync(join(dir, "adapter_model.safetensors"), writeSafetensors(tensors));
+  writeFileSync(join(dir, PEFT_WEIGHTS_FILE), writeSafetensors(tensors));
   const config = {
     peft_type: "LORA",
     task_type: "CAUSAL_LM",
@@ -228,5 +229,5 @@ export function writeSyntheticAdapter(
     rank_pattern: o.rankPattern ?? {},
     alpha_pattern: o.alphaPattern ?? {},
   };
-  writeFileSync(join(dir, "adapter_config.json"), JSON.stringify(config, null, 2));
+  writeFileSync(join(dir, PEFT_CONFIG_FILE), JSON.stringify(config, null, 2));
 }

@@ -5,10 +5,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { defineCommand, runMain } from "citty";
 import { createEngine } from "../../gpu-runner/engine/engine.ts";
-import type { Backend, Device, Engine } from "../../gpu-runner/engine/types.ts";
 import { loadHfModel } from "../../gpu-runner/engine/model/hf-model.ts";
 import { readPeftDir } from "../../gpu-runner/engine/model/peft-dir.ts";
 import type { LoraPath } from "../../gpu-runner/engine/onnx/llama-decoder.ts";
+import type { Backend, Device, Engine } from "../../gpu-runner/engine/types.ts";
 
 const ADAPTERS = ["qv", "all7", "patterns"];
 

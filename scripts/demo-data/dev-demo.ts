@@ -4,14 +4,15 @@
 // support-classify versions on the route support-triage. Every step skips what is already there.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { sha256File, WEIGHTS_FILE } from "../../cli/adapter-dir.ts";
-import { EdgeAdmin, type Published } from "../lib/dev-setup.ts";
 import { createEdgeClient, EdgeError } from "../../cli/edge-client.ts";
 import { createExperimentClient } from "../../cli/experiment-client.ts";
+import { sha256File } from "../../gpu-runner/engine/model/peft-dir.ts";
 import { createAliasClient } from "../../gpu-runner/training/program/aliases.ts";
 import { CANARY_ALIAS, describeCanary, startCanary } from "../../gpu-runner/training/program/canary.ts";
 import { describe, metricsOf, publishTrained } from "../../gpu-runner/training/program/publish.ts";
 import type { TrainReport } from "../../gpu-runner/training/program/report.ts";
+import { PEFT_WEIGHTS_FILE as WEIGHTS_FILE } from "../../src/adapters/peft-files.ts";
+import { EdgeAdmin, type Published } from "../lib/dev-setup.ts";
 import { SYSTEM_CLASSIFY } from "./tickets.ts";
 import { DEMO_RECORD, type DemoResult, trainDemo } from "./train-demo.ts";
 

@@ -4,8 +4,8 @@
 // corpus (the tokenizer's English text and unlabeled ticket text), and writes the result as a new base.
 import { loadHfModel } from "../../gpu-runner/engine/model/hf-model.ts";
 import { loadTokenizer } from "../../gpu-runner/engine/tokenizer/index.ts";
-import type { TokenRow } from "../../gpu-runner/training/batches.ts";
 import { writeTrainedBase } from "../../gpu-runner/training/base-export.ts";
+import type { TokenRow } from "../../gpu-runner/training/batches.ts";
 import type { LoraParams } from "../../gpu-runner/training/lora-params.ts";
 import { OptimizerConfigSchema } from "../../gpu-runner/training/optimizer.ts";
 import { trainLoop } from "../../gpu-runner/training/run.ts";

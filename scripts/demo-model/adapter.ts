@@ -1,6 +1,7 @@
 // Seeded PEFT LoRA adapters for the demo model, with non-zero B so that each adapter changes the output.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from "../../src/adapters/peft-files.ts";
 import { createRng } from "../../src/random.ts";
 import { fromFloat32, type TensorToWrite, writeSafetensors } from "../../src/safetensors.ts";
 import { DEFAULT_DIMS, type DemoDims, llamaShapes } from "./weights.ts";
@@ -74,6 +75,6 @@ export function makeDemoAdapter(options: DemoAdapterOptions): DemoAdapter {
 export async function writeDemoAdapter(dir: string, options: DemoAdapterOptions): Promise<void> {
   const adapter = makeDemoAdapter(options);
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, "adapter_config.json"), `${JSON.stringify(adapter.config, null, 2)}\n`);
-  await writeFile(join(dir, "adapter_model.safetensors"), adapter.weights);
+  await writeFile(join(dir, PEFT_CONFIG_FILE), `${JSON.stringify(adapter.config, null, 2)}\n`);
+  await writeFile(join(dir, PEFT_WEIGHTS_FILE), adapter.weights);
 }

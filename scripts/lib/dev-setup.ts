@@ -6,9 +6,13 @@ import { existsSync } from "node:fs";
 import { chmod, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { z } from "zod";
+import { sha256File } from "../../gpu-runner/engine/model/peft-dir.ts";
+import {
+  PEFT_CONFIG_FILE as CONFIG_FILE,
+  PEFT_WEIGHTS_FILE as WEIGHTS_FILE,
+} from "../../src/adapters/peft-files.ts";
 import { writeDemoAdapter } from "../demo-model/adapter.ts";
 import { writeDemoModel } from "../demo-model/index.ts";
-import { CONFIG_FILE, sha256File, WEIGHTS_FILE } from "../../cli/adapter-dir.ts";
 import { ROOT, runToEnd } from "./processes.ts";
 
 const CredentialsSchema = z.strictObject({

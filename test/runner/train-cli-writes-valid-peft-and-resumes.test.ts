@@ -8,10 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadHfModel } from "../../gpu-runner/engine/model/hf-model.ts";
-import { readPeftDir } from "../../gpu-runner/engine/model/peft-dir.ts";
+import { openPeftDir, readPeftDir } from "../../gpu-runner/engine/model/peft-dir.ts";
 import { writeDemoData } from "../../scripts/demo-data/index.ts";
 import { writeDemoModel } from "../../scripts/demo-model/index.ts";
-import { readAdapterDir } from "../../cli/adapter-dir.ts";
 import { validateAdapter } from "../../src/adapters/validate.ts";
 
 let root = "";
@@ -71,7 +70,7 @@ describe("npm run train", () => {
     expect(steps.map((e) => e.step)).toEqual([1, 2, 3]);
     expect(steps.every((e) => Number.isFinite(e.loss) && (e.tokens_per_second as number) > 0)).toBe(true);
     const model = await loadHfModel(base);
-    const dir = await readAdapterDir(out);
+    const dir = await openPeftDir(out);
     const validated = validateAdapter({ config: dir.config, header: dir.header, spec: model.spec });
     expect(validated.modules.map((m) => m.module)).toHaveLength(2 * model.spec.numLayers);
     const weights = readPeftDir(out, model.spec);

@@ -1,27 +1,124 @@
-// Reads a PEFT adapter directory (adapter_config.json + adapter_model.safetensors) into engine weights,
-// through the shared validation in src/adapters, so a directory is held to the same rules as an upload.
-import { existsSync, readFileSync } from "node:fs";
+// The one reader of PEFT adapter folders (adapter_config.json + adapter_model.safetensors), for the runner,
+// the training runner and the publish script. A pickle-only folder is refused by name before anything is
+// read; the weights are streamed (header and digest) unless the caller needs them whole.
+import { createHash } from "node:crypto";
+import { createReadStream, existsSync, readFileSync } from "node:fs";
+import { open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { PEFT_CONFIG_FILE, PEFT_PICKLE_FILES, PEFT_WEIGHTS_FILE } from "../../../src/adapters/peft-files.ts";
 import { refusePickle, validateAdapter } from "../../../src/adapters/validate.ts";
 import { loadAdapterWeights } from "../../../src/adapters/weights.ts";
 import type { BaseModelSpec } from "../../../src/contracts/base-model.ts";
 import { AppError } from "../../../src/errors.ts";
-import { readSafetensors } from "../../../src/safetensors.ts";
+import {
+  parseHeader,
+  readHeaderLength,
+  readSafetensors,
+  type SafetensorsHeader,
+} from "../../../src/safetensors.ts";
 import type { AdapterWeights } from "../types.ts";
 
-export function readPeftDir(dir: string, spec: BaseModelSpec, maxRank?: number): AdapterWeights {
-  const path = join(dir, "adapter_model.safetensors");
-  if (!existsSync(path) && existsSync(join(dir, "adapter_model.bin"))) refusePickle("adapter_model.bin");
-  let config: unknown;
-  try {
-    config = JSON.parse(readFileSync(join(dir, "adapter_config.json"), "utf8"));
-  } catch (error) {
+/** A folder as publishing sees it: the config, and the weights' header and size, not their bytes. */
+export interface PeftDir {
+  config: Record<string, unknown>;
+  weightsPath: string;
+  sizeBytes: number;
+  header: SafetensorsHeader;
+}
+
+/** The config and the whole weights file, for loading into the engine. */
+export interface PeftFiles {
+  config: Record<string, unknown>;
+  weights: Uint8Array;
+}
+
+/** The weights' path; refuses a folder that has only pickled weights, or none. */
+function weightsPathOf(dir: string): string {
+  const weightsPath = join(dir, PEFT_WEIGHTS_FILE);
+  if (!existsSync(weightsPath)) {
+    for (const pickle of PEFT_PICKLE_FILES) if (existsSync(join(dir, pickle))) refusePickle(pickle);
     throw new AppError(
       "invalid_adapter",
-      `${dir}/adapter_config.json: cannot read JSON (${(error as Error).message})`,
+      `${weightsPath}: not found; a PEFT adapter directory has ${PEFT_WEIGHTS_FILE}`,
     );
   }
-  const file = readSafetensors(new Uint8Array(readFileSync(path)), path);
+  return weightsPath;
+}
+
+function parseConfig(path: string, text: string): Record<string, unknown> {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new AppError("invalid_adapter", `${path}: not valid JSON (${(error as Error).message})`, {
+      cause: error,
+    });
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new AppError("invalid_adapter", `${path}: must hold a JSON object`);
+  }
+  return json as Record<string, unknown>;
+}
+
+function configPathOf(dir: string): string {
+  const path = join(dir, PEFT_CONFIG_FILE);
+  if (!existsSync(path)) {
+    throw new AppError(
+      "invalid_adapter",
+      `${path}: not found; a PEFT adapter directory has ${PEFT_CONFIG_FILE}`,
+    );
+  }
+  return path;
+}
+
+async function readHeaderOf(path: string, sizeBytes: number): Promise<SafetensorsHeader> {
+  const handle = await open(path, "r");
+  try {
+    const first = new Uint8Array(Math.min(8, sizeBytes));
+    await handle.read(first, 0, first.length, 0);
+    const prefix = new Uint8Array(Math.min(8 + readHeaderLength(first, PEFT_WEIGHTS_FILE), sizeBytes));
+    await handle.read(prefix, 0, prefix.length, 0);
+    return parseHeader(prefix, sizeBytes, PEFT_WEIGHTS_FILE);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The config and the weights' header, streamed so a large file is never held in memory. */
+export async function openPeftDir(dir: string): Promise<PeftDir> {
+  const weightsPath = weightsPathOf(dir);
+  const configPath = configPathOf(dir);
+  const config = parseConfig(configPath, await readFile(configPath, "utf8"));
+  const { size } = await stat(weightsPath);
+  return { config, weightsPath, sizeBytes: size, header: await readHeaderOf(weightsPath, size) };
+}
+
+/** The config and the weights' bytes (the runner loads them into a slot). */
+export async function readPeftFiles(dir: string): Promise<PeftFiles> {
+  const weightsPath = weightsPathOf(dir);
+  const configPath = configPathOf(dir);
+  const config = parseConfig(configPath, await readFile(configPath, "utf8"));
+  const weights = await readFile(weightsPath);
+  return { config, weights: new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) };
+}
+
+/** Validated engine weights, at once (benchmarks and training start from a folder). */
+export function readPeftDir(dir: string, spec: BaseModelSpec, maxRank?: number): AdapterWeights {
+  const weightsPath = weightsPathOf(dir);
+  const configPath = configPathOf(dir);
+  const config = parseConfig(configPath, readFileSync(configPath, "utf8"));
+  const file = readSafetensors(new Uint8Array(readFileSync(weightsPath)), weightsPath);
   const validated = validateAdapter({ name: dir, config, header: file, spec, maxRank });
   return loadAdapterWeights(file, validated);
+}
+
+export async function sha256File(path: string, onProgress?: (bytes: number) => void): Promise<string> {
+  const hash = createHash("sha256");
+  let done = 0;
+  for await (const chunk of createReadStream(path)) {
+    hash.update(chunk as Buffer);
+    done += (chunk as Buffer).length;
+    onProgress?.(done);
+  }
+  return hash.digest("hex");
 }

@@ -10,8 +10,8 @@ import { createTokenBytes, usesByteLevel } from "./token-bytes.ts";
 import type { RunnerTokenizer } from "./types.ts";
 
 export type { ChatMessage } from "./chat-template.ts";
-export type { StreamDecoder } from "./stream-decoder.ts";
 export { createStopMatcher, type StopMatcher, type StopResult } from "./stop-strings.ts";
+export type { StreamDecoder } from "./stream-decoder.ts";
 export { createAbsentTokenizer } from "./tokenizer-absent.ts";
 export type { RunnerTokenizer } from "./types.ts";
 

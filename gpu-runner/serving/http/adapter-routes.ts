@@ -13,9 +13,9 @@ import {
 } from "../../../src/contracts/runner.ts";
 import { sha256Hex } from "../../../src/crypto.ts";
 import { AppError } from "../../../src/errors.ts";
+import { validate } from "../../../src/http/validate.ts";
 import type { AdapterCache } from "../adapters.ts";
 import type { RunnerDeps } from "./deps.ts";
-import { validate } from "../../../src/http/validate.ts";
 
 // vLLM's request bodies (vllm/entrypoints/openai/protocol.py LoadLoRAAdapterRequest / UnloadLoRAAdapterRequest)
 const LoadLoraSchema = z.looseObject({ lora_name: z.string().min(1), lora_path: z.string().min(1) });

@@ -6,6 +6,7 @@ import {
   ChatCompletionRequestSchema,
   messageText,
 } from "../../../src/contracts/openai.ts";
+import { validate } from "../../../src/http/validate.ts";
 import type { RunnerDeps } from "./deps.ts";
 import type { GenerationEvent } from "./generate.ts";
 import {
@@ -20,7 +21,6 @@ import {
 } from "./openai-format.ts";
 import { startAll } from "./requests.ts";
 import { writeStreamError } from "./sse.ts";
-import { validate } from "../../../src/http/validate.ts";
 
 function promptIds(deps: RunnerDeps, req: ChatCompletionRequest): number[] {
   const messages = req.messages.map((m) => ({ ...m, content: messageText(m) }));

@@ -2,6 +2,7 @@
 import type { Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { type CompletionRequest, CompletionRequestSchema } from "../../../src/contracts/openai.ts";
+import { validate } from "../../../src/http/validate.ts";
 import type { RunnerDeps } from "./deps.ts";
 import type { GenerationEvent } from "./generate.ts";
 import {
@@ -17,7 +18,6 @@ import {
 } from "./openai-format.ts";
 import { completionPrompts, startAll } from "./requests.ts";
 import { writeStreamError } from "./sse.ts";
-import { validate } from "../../../src/http/validate.ts";
 
 // OpenAI's documented default for the legacy endpoint
 const DEFAULT_MAX_TOKENS = 16;

@@ -1,10 +1,11 @@
 // What the HTTP layer is given (docs/conventions.md#composition-roots): everything it touches arrives
 // here, so tests can build an app over a real engine and real files without patching globals.
+
+import type { RunnerTokenizer } from "../../engine/tokenizer/index.ts";
 import type { Engine } from "../../engine/types.ts";
 import type { AdapterCache } from "../adapters.ts";
 import type { RunnerMetrics } from "../metrics.ts";
 import type { Scheduler } from "../scheduler.ts";
-import type { RunnerTokenizer } from "../../engine/tokenizer/index.ts";
 
 export interface AdapterFiles {
   config: unknown;

@@ -1,9 +1,10 @@
 // One generation as the HTTP layer sees it: text deltas (stable UTF-8, stop strings cut) with their
 // tokens' logprobs, then the end. Glues the tokenizer's stream decoder and stop matcher to the scheduler.
-import type { Lease } from "../adapters.ts";
+
 import type { SamplingParams, TokenLogprob } from "../../engine/sampler.ts";
-import type { FinishReason, Scheduler } from "../scheduler.ts";
 import { createStopMatcher, type RunnerTokenizer } from "../../engine/tokenizer/index.ts";
+import type { Lease } from "../adapters.ts";
+import type { FinishReason, Scheduler } from "../scheduler.ts";
 import { type Channel, createChannel } from "./channel.ts";
 
 export interface GeneratedToken extends TokenLogprob {

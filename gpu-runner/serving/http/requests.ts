@@ -2,9 +2,9 @@
 // tokens, which sampling. Limits that depend on the model (context length, vocabulary) are checked here.
 import { type CompletionRequest, samplingParams } from "../../../src/contracts/openai.ts";
 import { AppError } from "../../../src/errors.ts";
+import { tokenIdsOnly } from "../../engine/tokenizer/tokenizer-absent.ts";
 import type { Lease } from "../adapters.ts";
 import type { RunnerDeps } from "./deps.ts";
-import { tokenIdsOnly } from "../../engine/tokenizer/tokenizer-absent.ts";
 import { type GenerationEvent, type GenerationInput, startGeneration } from "./generate.ts";
 
 export type OpenAiRequest = Parameters<typeof samplingParams>[0];

@@ -1,7 +1,7 @@
 // The two registry calls a canary needs beside publishing: an adapter's aliases (to find the champion) and a
 // compare-and-set alias move. Answers are parsed; refusals become EdgeError with the edge's own message.
 import { z } from "zod";
-import { EdgeError, type EdgeClientOptions, parseEdgeAnswer } from "../../../cli/edge-client.ts";
+import { type EdgeClientOptions, EdgeError, parseEdgeAnswer } from "../../../cli/edge-client.ts";
 
 const AdapterAliasesSchema = z.looseObject({ aliases: z.record(z.string(), z.number().int()) });
 const MovedSchema = z.looseObject({ alias: z.string(), version: z.number().int() });

@@ -2,10 +2,11 @@
 // target is the alias `<name>@canary`, moved to each new version, because a route's variant targets are fixed
 // at creation: so a later run only moves the alias and re-weighs, and the edge's minimal rebalance keeps every
 // bucket range that need not move. Control is the champion: `<name>@prod` when that alias exists, else the base.
-import type { Route } from "../../../src/contracts/experiments.ts";
-import { AppError } from "../../../src/errors.ts";
+
 import { EdgeError } from "../../../cli/edge-client.ts";
 import type { ExperimentClient } from "../../../cli/experiment-client.ts";
+import type { Route } from "../../../src/contracts/experiments.ts";
+import { AppError } from "../../../src/errors.ts";
 import type { AliasClient } from "./aliases.ts";
 
 export const CANARY_ALIAS = "canary";

@@ -2,6 +2,8 @@
 // the result and the champion on the same held-out rows, write the PEFT directory, checkpoints and report.
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
+import { PeftLoraConfigSchema } from "../../../src/contracts/peft-config.ts";
+import { AppError } from "../../../src/errors.ts";
 import { type HfModel, loadHfModel } from "../../engine/model/hf-model.ts";
 import { readPeftDir } from "../../engine/model/peft-dir.ts";
 import { loadTokenizer, type RunnerTokenizer } from "../../engine/tokenizer/index.ts";
@@ -12,12 +14,10 @@ import { OptimizerConfigSchema } from "../optimizer.ts";
 import { type ExportLoraConfig, readCheckpointState, writeCheckpoint, writePeftDir } from "../peft-export.ts";
 import { trainLoop } from "../run.ts";
 import { LoraTrainer } from "../trainer.ts";
-import { PeftLoraConfigSchema } from "../../../src/contracts/peft-config.ts";
-import { AppError } from "../../../src/errors.ts";
 import { type Champion, resolveChampion } from "./champion.ts";
 import type { ProgressSink } from "./progress.ts";
 import { type TrainReport, writeReport } from "./report.ts";
-import { targetModules, type TrainSettings } from "./settings.ts";
+import { type TrainSettings, targetModules } from "./settings.ts";
 
 function readData(path: string, tok: RunnerTokenizer, model: HfModel, s: TrainSettings, sink: ProgressSink) {
   if (!existsSync(path)) throw new AppError("invalid_request", `--data ${path}: no such file`);

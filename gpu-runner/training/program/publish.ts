@@ -1,10 +1,11 @@
 // `npm run train -- --publish`: the trained PEFT directory goes to the registry through the same client and
 // checks as `publish-adapter` (local validation against the edge's base spec, hashed upload, publish), in
 // process, with the evaluation as the version's manifest metrics.
+
+import type { EdgeClient } from "../../../cli/edge-client.ts";
 import { validateAdapter } from "../../../src/adapters/validate.ts";
 import type { VersionResponse } from "../../../src/contracts/admin.ts";
-import { readAdapterDir, sha256File } from "../../../cli/adapter-dir.ts";
-import type { EdgeClient } from "../../../cli/edge-client.ts";
+import { openPeftDir, sha256File } from "../../engine/model/peft-dir.ts";
 import type { TrainReport } from "./report.ts";
 
 const MiB = 1024 * 1024;
@@ -22,7 +23,7 @@ export async function publishTrained(
   dir: string,
   o: PublishTrainedOptions,
 ): Promise<VersionResponse> {
-  const adapter = await readAdapterDir(dir);
+  const adapter = await openPeftDir(dir);
   const base = await edge.baseModel(o.base);
   validateAdapter({ name: o.name, config: adapter.config, header: adapter.header, spec: base.spec });
   const sha256 = await sha256File(adapter.weightsPath);

@@ -1,12 +1,13 @@
 // After training, with --publish: publish the PEFT directory with its evaluation as manifest metrics, then,
 // with --canary, put that share of the route's traffic on the new version. Prints what was done: lines for a
 // person, or JSON events (`published`, `canary`) where the run prints JSON lines.
-import { AppError } from "../../../src/errors.ts";
-import type { VersionResponse } from "../../../src/contracts/admin.ts";
+
 import { createEdgeClient, type EdgeClientOptions } from "../../../cli/edge-client.ts";
 import { createExperimentClient } from "../../../cli/experiment-client.ts";
+import type { VersionResponse } from "../../../src/contracts/admin.ts";
+import { AppError } from "../../../src/errors.ts";
 import { createAliasClient } from "./aliases.ts";
-import { type CanaryOutcome, CANARY_ALIAS, championOf, describeCanary, startCanary } from "./canary.ts";
+import { CANARY_ALIAS, type CanaryOutcome, championOf, describeCanary, startCanary } from "./canary.ts";
 import { type ProgressSink, wantsJson } from "./progress.ts";
 import { describe, metricsOf, publishTrained } from "./publish.ts";
 import type { TrainReport } from "./report.ts";

@@ -5,8 +5,8 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { AppError } from "../../../src/errors.ts";
-import { hasScope } from "../http/auth.ts";
 import { validate } from "../../../src/http/validate.ts";
+import { hasScope } from "../http/auth.ts";
 import { KeyStore } from "../tenants/key-store.ts";
 import { adapterPages } from "./routes/adapters.tsx";
 import { comparePages } from "./routes/compare.tsx";

@@ -6,13 +6,13 @@ import type {
   RouteStatus,
   Variant,
 } from "../../../src/contracts/experiments.ts";
-import { initialRanges, rebalance } from "../../../src/experiments/ranges.ts";
 import { AppError } from "../../../src/errors.ts";
-import { BaseModelStore } from "../registry/base-model-store.ts";
-import type { ExperimentStore, StoredRoute } from "./experiment-store.ts";
-import { RegistryStore } from "../registry/registry-store.ts";
-import { forgetRoute } from "./experiments-cache.ts";
+import { initialRanges, rebalance } from "../../../src/experiments/ranges.ts";
 import { resolveModel } from "../inference/infer.ts";
+import { BaseModelStore } from "../registry/base-model-store.ts";
+import { RegistryStore } from "../registry/registry-store.ts";
+import type { ExperimentStore, StoredRoute } from "./experiment-store.ts";
+import { forgetRoute } from "./experiments-cache.ts";
 
 export interface Actor {
   env: Env;

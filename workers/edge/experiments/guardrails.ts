@@ -5,7 +5,7 @@
 import type { Guardrails, RouteConfig } from "../../../src/contracts/experiments.ts";
 import { nearestRankIndex } from "../../../src/experiments/stats.ts";
 import { nowIso } from "../shared/d1.ts";
-import { type Exposure, ExperimentStore, type StoredRoute } from "./experiment-store.ts";
+import { ExperimentStore, type Exposure, type StoredRoute } from "./experiment-store.ts";
 import { forgetRoute } from "./experiments-cache.ts";
 
 function suspicious(e: Exposure, g: Guardrails): boolean {

@@ -13,17 +13,17 @@ import {
   SetWeightsRequestSchema,
 } from "../../../src/contracts/experiments.ts";
 import { RouteNameSchema } from "../../../src/contracts/names.ts";
-import { assign } from "../../../src/experiments/assign.ts";
 import { AppError } from "../../../src/errors.ts";
+import { assign } from "../../../src/experiments/assign.ts";
+import { validate } from "../../../src/http/validate.ts";
 import type { EdgeEnv } from "../env.ts";
 import { scoped, tenantWith } from "../http/auth.ts";
-import { validate } from "../../../src/http/validate.ts";
-import { type Actor, createRoute, setStatus, setWeights, stopRoute } from "./experiments.ts";
+import { forwardInference, resolveModel } from "../inference/infer.ts";
 import { compare, compareRequest } from "./compare.ts";
+import { ExperimentStore, type StoredRoute } from "./experiment-store.ts";
+import { type Actor, createRoute, setStatus, setWeights, stopRoute } from "./experiments.ts";
 import { promote } from "./promote.ts";
 import { routeResults } from "./results.ts";
-import { forwardInference, resolveModel } from "../inference/infer.ts";
-import { ExperimentStore, type StoredRoute } from "./experiment-store.ts";
 
 const RouteParam = z.strictObject({ route: RouteNameSchema });
 

@@ -2,11 +2,11 @@
 // Everything after the answer starts streaming (exposures, shadow copies, guardrails) runs in waitUntil.
 import type { Context } from "hono";
 import { SUBJECT_HEADER, type Variant } from "../../../src/contracts/experiments.ts";
-import { assign } from "../../../src/experiments/assign.ts";
 import { AppError } from "../../../src/errors.ts";
+import { assign } from "../../../src/experiments/assign.ts";
 import type { EdgeEnv } from "../env.ts";
-import type { Exposure, StoredRoute } from "./experiment-store.ts";
 import type { Target } from "../inference/infer.ts";
+import type { Exposure, StoredRoute } from "./experiment-store.ts";
 import { cachedRoute } from "./experiments-cache.ts";
 import { drain, type Observed, observe, recordExposure, subjectHash } from "./exposures.ts";
 

@@ -5,8 +5,8 @@ import { createMiddleware } from "hono/factory";
 import type { Scope } from "../../../src/contracts/keys.ts";
 import { sha256Hex, timingSafeEqualString } from "../../../src/crypto.ts";
 import { AppError } from "../../../src/errors.ts";
-import { cachedKey } from "../tenants/key-cache.ts";
 import type { EdgeEnv, Principal } from "../env.ts";
+import { cachedKey } from "../tenants/key-cache.ts";
 import { KeyStore } from "../tenants/key-store.ts";
 
 /** last_used_at is a hint for people, not an audit trail: one write a minute per key is plenty. */

@@ -3,13 +3,13 @@
 // answer back untouched, with `server-timing`, `x-adapter` and `x-adapter-cold`.
 import { parseModelRef } from "../../../src/contracts/names.ts";
 import { AppError } from "../../../src/errors.ts";
-import { cachedBaseModels, cachedVersion } from "../registry/model-cache.ts";
 import { type Dispatched, dispatch } from "../pool/dispatch.ts";
 import { guardStream } from "../pool/guard-stream.ts";
 import type { AdapterLoad, RunnerClient } from "../pool/runner-client.ts";
 import { ServerTiming } from "../pool/server-timing.ts";
 import { BaseModelStore } from "../registry/base-model-store.ts";
 import { BlobStore } from "../registry/blob-store.ts";
+import { cachedBaseModels, cachedVersion } from "../registry/model-cache.ts";
 import { RegistryStore, type VersionRow } from "../registry/registry-store.ts";
 
 export type Target = { kind: "base"; id: string } | { kind: "adapter"; row: VersionRow };

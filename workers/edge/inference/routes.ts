@@ -6,14 +6,14 @@ import {
   CompletionRequestSchema,
   type ModelObject,
 } from "../../../src/contracts/openai.ts";
-import type { EdgeEnv } from "../env.ts";
-import { scoped, tenantWith } from "../http/auth.ts";
 import { validate } from "../../../src/http/validate.ts";
-import { routeInference, type Send } from "../experiments/routing.ts";
-import { forwardInference, resolveModel } from "./infer.ts";
-import { BaseModelStore } from "../registry/base-model-store.ts";
+import type { EdgeEnv } from "../env.ts";
 import { ExperimentStore } from "../experiments/experiment-store.ts";
+import { routeInference, type Send } from "../experiments/routing.ts";
+import { scoped, tenantWith } from "../http/auth.ts";
+import { BaseModelStore } from "../registry/base-model-store.ts";
 import { RegistryStore } from "../registry/registry-store.ts";
+import { forwardInference, resolveModel } from "./infer.ts";
 
 const seconds = (iso: string): number => Math.floor(Date.parse(iso) / 1000);
 

@@ -3,19 +3,20 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { z } from "zod";
-import { AdapterNameSchema, AliasNameSchema } from "../../../src/contracts/names.ts";
-import { AppError } from "../../../src/errors.ts";
+import { PEFT_WEIGHTS_FILE } from "../../../src/adapters/peft-files.ts";
 import {
   MoveAliasRequestSchema,
   PublishVersionRequestSchema,
   type VersionResponse,
 } from "../../../src/contracts/admin.ts";
+import { AdapterNameSchema, AliasNameSchema } from "../../../src/contracts/names.ts";
+import { AppError } from "../../../src/errors.ts";
+import { validate } from "../../../src/http/validate.ts";
 import type { EdgeEnv } from "../env.ts";
 import { scoped, tenantWith } from "../http/auth.ts";
-import { validate } from "../../../src/http/validate.ts";
-import { publishVersion } from "./publish.ts";
 import { BaseModelStore } from "./base-model-store.ts";
 import { BlobStore } from "./blob-store.ts";
+import { publishVersion } from "./publish.ts";
 import { RegistryStore, type VersionRow } from "./registry-store.ts";
 import { ReleaseStore } from "./release-store.ts";
 
@@ -148,7 +149,7 @@ export const adapterRoutes = new Hono<EdgeEnv>()
           // RFC 9110 §8.8.3: an entity-tag is quoted; the content digest is a strong validator.
           etag: `"${row.weights_sha256}"`,
           "x-content-sha256": row.weights_sha256,
-          "content-disposition": 'attachment; filename="adapter_model.safetensors"',
+          "content-disposition": `attachment; filename="${PEFT_WEIGHTS_FILE}"`,
         },
       });
     },

@@ -2,12 +2,12 @@
 // publishers validate against the spec locally before uploading.
 import { Hono } from "hono";
 import { z } from "zod";
+import { BaseModelIdSchema, type BaseModelResponse } from "../../../src/contracts/admin.ts";
 import { baseModelSpecFromConfig } from "../../../src/contracts/base-model.ts";
 import { AppError } from "../../../src/errors.ts";
-import { BaseModelIdSchema, type BaseModelResponse } from "../../../src/contracts/admin.ts";
+import { validate } from "../../../src/http/validate.ts";
 import type { EdgeEnv } from "../env.ts";
 import { operatorOnly } from "../http/auth.ts";
-import { validate } from "../../../src/http/validate.ts";
 import { BaseModelStore, type StoredBaseModel } from "./base-model-store.ts";
 
 const IdParam = z.strictObject({ id: BaseModelIdSchema });

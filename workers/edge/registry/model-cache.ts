@@ -8,10 +8,10 @@
 import type { ModelRef } from "../../../src/contracts/names.ts";
 import { formatModelRef } from "../../../src/contracts/names.ts";
 import { AppError } from "../../../src/errors.ts";
-import type { StoredBaseModel } from "./base-model-store.ts";
-import type { VersionRow } from "./registry-store.ts";
 import { onChange } from "../shared/invalidation.ts";
 import { TtlLru } from "../shared/ttl-lru.ts";
+import type { StoredBaseModel } from "./base-model-store.ts";
+import type { VersionRow } from "./registry-store.ts";
 
 export const MODEL_CACHE_MS = 2_000;
 

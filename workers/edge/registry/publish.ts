@@ -1,14 +1,16 @@
 // Publishing a version: staged upload → header check → validation against the base → content-addressed
 // blob → one D1 batch. Every refusal happens before the blob is written and no row is written until the
 // blob exists, so a refused publish leaves nothing behind; the staged upload is discarded either way.
+
+import { PEFT_WEIGHTS_FILE } from "../../../src/adapters/peft-files.ts";
 import {
   adapterId as runnerAdapterId,
   type ValidatedAdapter,
   validateAdapter,
 } from "../../../src/adapters/validate.ts";
+import type { PublishVersionRequest } from "../../../src/contracts/admin.ts";
 import type { AdapterManifest } from "../../../src/contracts/manifest.ts";
 import { AppError } from "../../../src/errors.ts";
-import type { PublishVersionRequest } from "../../../src/contracts/admin.ts";
 import type { BaseModelStore, StoredBaseModel } from "./base-model-store.ts";
 import type { BlobStore, StagedUpload } from "./blob-store.ts";
 import type { RegistryStore, VersionRow } from "./registry-store.ts";
@@ -27,7 +29,7 @@ export interface PublishInput {
   request: PublishVersionRequest;
 }
 
-const WEIGHTS_FILE = "adapter_model.safetensors";
+const WEIGHTS_FILE = PEFT_WEIGHTS_FILE;
 
 export async function publishVersion(deps: PublishDeps, input: PublishInput): Promise<VersionRow> {
   const upload = await deps.blobs.staged(input.tenant, input.request.upload);

@@ -3,16 +3,16 @@
 // consumes; a staged upload is not a blob and belongs to the tenant that made it.
 import { Hono } from "hono";
 import { z } from "zod";
-import { AppError } from "../../../src/errors.ts";
 import {
   CompleteMultipartRequestSchema,
   CreateMultipartRequestSchema,
   Sha256Schema,
   type UploadResponse,
 } from "../../../src/contracts/admin.ts";
+import { AppError } from "../../../src/errors.ts";
+import { validate } from "../../../src/http/validate.ts";
 import type { EdgeEnv } from "../env.ts";
 import { scoped, tenantWith } from "../http/auth.ts";
-import { validate } from "../../../src/http/validate.ts";
 import { BlobStore, type StagedUpload } from "./blob-store.ts";
 
 const UploadParam = z.strictObject({ upload: z.uuid() });

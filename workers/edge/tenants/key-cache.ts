@@ -3,9 +3,10 @@
 // for KEY_CACHE_MS: a key revoked through this isolate stops working at once, one revoked elsewhere within
 // KEY_CACHE_MS (README, "Edge API"). Unknown keys are never kept, so a guesser cannot fill the cache and a
 // key works the moment it is created.
-import type { LiveKey } from "./key-store.ts";
+
 import { onChange } from "../shared/invalidation.ts";
 import { TtlLru } from "../shared/ttl-lru.ts";
+import type { LiveKey } from "./key-store.ts";
 
 export const KEY_CACHE_MS = 5_000;
 

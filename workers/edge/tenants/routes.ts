@@ -2,13 +2,13 @@
 // admin key manages its own keys only.
 import { Hono } from "hono";
 import { z } from "zod";
+import { CreateTenantRequestSchema } from "../../../src/contracts/admin.ts";
 import { CreateApiKeyRequestSchema } from "../../../src/contracts/keys.ts";
 import { TenantNameSchema } from "../../../src/contracts/names.ts";
 import { AppError } from "../../../src/errors.ts";
-import { CreateTenantRequestSchema } from "../../../src/contracts/admin.ts";
+import { validate } from "../../../src/http/validate.ts";
 import type { EdgeEnv } from "../env.ts";
 import { keyManagerFor, keyManagers, operatorOnly, scoped, tenantWith } from "../http/auth.ts";
-import { validate } from "../../../src/http/validate.ts";
 import { audit, auditTrail } from "../shared/audit.ts";
 import { KeyStore } from "./key-store.ts";
 
