@@ -136,6 +136,26 @@ async function saveVerified(
   return { sha256: actual, sizeBytes: size };
 }
 
+/** `send(method, path, json?)` to the edge with the caller's key; a connection failure is EdgeError 0. */
+export function createEdgeSender(options: EdgeClientOptions) {
+  const base = options.endpoint.replace(/\/+$/, "");
+  const doFetch = options.fetch ?? fetch;
+  return async (method: string, path: string, body?: unknown): Promise<Response> => {
+    try {
+      return await doFetch(`${base}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${options.token}`,
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (error) {
+      throw new EdgeError(0, `cannot reach the edge at ${base}: ${(error as Error).message}`);
+    }
+  };
+}
+
 export function createEdgeClient(options: EdgeClientOptions) {
   const base = options.endpoint.replace(/\/+$/, "");
   const doFetch = options.fetch ?? fetch;

@@ -9,7 +9,7 @@ import {
   type Route,
   RouteSchema,
 } from "../src/contracts/experiments.ts";
-import { type EdgeClientOptions, EdgeError, parseEdgeAnswer } from "./edge-client.ts";
+import { createEdgeSender, type EdgeClientOptions, parseEdgeAnswer } from "./edge-client.ts";
 
 const PromotedSchema = z.strictObject({
   route: RouteSchema,
@@ -22,22 +22,7 @@ export type Promoted = z.infer<typeof PromotedSchema>;
 const RouteListSchema = z.strictObject({ object: z.literal("list"), data: z.array(RouteSchema) });
 
 export function createExperimentClient(options: EdgeClientOptions) {
-  const base = options.endpoint.replace(/\/+$/, "");
-  const doFetch = options.fetch ?? fetch;
-  const send = async (method: string, path: string, body?: unknown): Promise<Response> => {
-    try {
-      return await doFetch(`${base}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${options.token}`,
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (error) {
-      throw new EdgeError(0, `cannot reach the edge at ${base}: ${(error as Error).message}`);
-    }
-  };
+  const send = createEdgeSender(options);
   const route = (name: string) => `/admin/routes/${encodeURIComponent(name)}`;
   return {
     async create(request: z.input<typeof CreateRouteRequestSchema>): Promise<Route> {

@@ -1,7 +1,7 @@
 // The one TTL-LRU behind the edge's per-isolate caches: expiry, eviction order, shared loads, and the two
 // rules the hot path relies on: misses are not kept, and a load overtaken by a delete is not kept.
 import { describe, expect, it } from "vitest";
-import { TtlLru } from "../../workers/edge/shared/ttl-lru.ts";
+import { TtlLru } from "../../workers/edge/common/ttl-lru.ts";
 
 function clock() {
   const c = { t: 1_000, now: () => c.t };

@@ -1,25 +1,13 @@
 // The two registry calls a canary needs beside publishing: an adapter's aliases (to find the champion) and a
 // compare-and-set alias move. Answers are parsed; refusals become EdgeError with the edge's own message.
 import { z } from "zod";
-import { type EdgeClientOptions, EdgeError, parseEdgeAnswer } from "../../../cli/edge-client.ts";
+import { createEdgeSender, type EdgeClientOptions, parseEdgeAnswer } from "../../../cli/edge-client.ts";
 
 const AdapterAliasesSchema = z.looseObject({ aliases: z.record(z.string(), z.number().int()) });
 const MovedSchema = z.looseObject({ alias: z.string(), version: z.number().int() });
 
 export function createAliasClient(options: EdgeClientOptions) {
-  const base = options.endpoint.replace(/\/+$/, "");
-  const doFetch = options.fetch ?? fetch;
-  const send = async (method: string, path: string, body?: unknown): Promise<Response> => {
-    try {
-      return await doFetch(`${base}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${options.token}`, "content-type": "application/json" },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-    } catch (error) {
-      throw new EdgeError(0, `cannot reach the edge at ${base}: ${(error as Error).message}`);
-    }
-  };
+  const send = createEdgeSender(options);
   const adapter = (name: string) => `/admin/adapters/${encodeURIComponent(name)}`;
   return {
     /** alias → version; empty when the adapter does not exist yet. */

@@ -1,7 +1,7 @@
 // Read-only queries the console needs beyond the stores' own: alias history, key names, versions by runner
 // id, and an experiment's exposures over time. Each filters on the session's tenant.
 import { z } from "zod";
-import { parseRows } from "../shared/d1.ts";
+import { parseRows } from "../common/d1.ts";
 
 const AliasEventSchema = z.object({
   actor: z.string(),

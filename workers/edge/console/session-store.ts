@@ -3,7 +3,7 @@
 import { z } from "zod";
 import { ScopeSchema } from "../../../src/contracts/keys.ts";
 import { sha256Hex, toHex } from "../../../src/crypto.ts";
-import { nowIso, parseRow } from "../shared/d1.ts";
+import { nowIso, parseRow } from "../common/d1.ts";
 
 /** A working day: long enough not to nag, short enough that a forgotten browser is not signed in for good. */
 export const SESSION_TTL_S = 8 * 60 * 60;

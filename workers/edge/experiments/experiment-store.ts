@@ -8,8 +8,8 @@ import {
   RouteStatusSchema,
 } from "../../../src/contracts/experiments.ts";
 import { AppError } from "../../../src/errors.ts";
-import { type AuditEntry, audit } from "../shared/audit.ts";
-import { isUniqueViolation, nowIso, parseRow, parseRows } from "../shared/d1.ts";
+import { type AuditEntry, audit } from "../common/audit.ts";
+import { isUniqueViolation, nowIso, parseRow, parseRows } from "../common/d1.ts";
 
 const RouteRowSchema = z.object({
   id: z.string(),

@@ -2,7 +2,7 @@
 // `model` names a route (most requests name adapters), so hits and misses are both kept briefly. Writes made
 // through this isolate forget their entry at once; other isolates see a change within ROUTE_CACHE_MS.
 import { isValidName } from "../../../src/contracts/names.ts";
-import { TtlLru } from "../shared/ttl-lru.ts";
+import { TtlLru } from "../common/ttl-lru.ts";
 import { ExperimentStore, type StoredRoute } from "./experiment-store.ts";
 
 export const ROUTE_CACHE_MS = 2_000;

@@ -4,7 +4,7 @@
 // (an error, or a latency above the limit): healthy traffic costs no extra query.
 import type { Guardrails, RouteConfig } from "../../../src/contracts/experiments.ts";
 import { nearestRankIndex } from "../../../src/experiments/stats.ts";
-import { nowIso } from "../shared/d1.ts";
+import { nowIso } from "../common/d1.ts";
 import { ExperimentStore, type Exposure, type StoredRoute } from "./experiment-store.ts";
 import { forgetRoute } from "./experiments-cache.ts";
 

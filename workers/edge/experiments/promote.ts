@@ -2,12 +2,12 @@
 // Both writes are compare-and-set (the route on its version, the alias on its current version); an assertion
 // after each makes the batch, a transaction, roll back unless both changed exactly one row.
 import { AppError } from "../../../src/errors.ts";
+import { audit } from "../common/audit.ts";
+import { nowIso } from "../common/d1.ts";
+import { announce } from "../common/invalidation.ts";
 import { resolveModel } from "../inference/infer.ts";
 import { RegistryStore } from "../registry/registry-store.ts";
 import { type AliasMove, moveStatement } from "../registry/release-store.ts";
-import { audit } from "../shared/audit.ts";
-import { nowIso } from "../shared/d1.ts";
-import { announce } from "../shared/invalidation.ts";
 import type { StoredRoute } from "./experiment-store.ts";
 import type { Actor } from "./experiments.ts";
 import { forgetRoute } from "./experiments-cache.ts";

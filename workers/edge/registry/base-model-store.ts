@@ -3,8 +3,8 @@
 import { z } from "zod";
 import { type BaseModelSpec, BaseModelSpecSchema } from "../../../src/contracts/base-model.ts";
 import { AppError } from "../../../src/errors.ts";
-import { nowIso, parseRow, parseRows } from "../shared/d1.ts";
-import { announce } from "../shared/invalidation.ts";
+import { nowIso, parseRow, parseRows } from "../common/d1.ts";
+import { announce } from "../common/invalidation.ts";
 
 const BaseModelRowSchema = z.object({
   id: z.string(),

@@ -8,8 +8,8 @@
 import type { ModelRef } from "../../../src/contracts/names.ts";
 import { formatModelRef } from "../../../src/contracts/names.ts";
 import { AppError } from "../../../src/errors.ts";
-import { onChange } from "../shared/invalidation.ts";
-import { TtlLru } from "../shared/ttl-lru.ts";
+import { onChange } from "../common/invalidation.ts";
+import { TtlLru } from "../common/ttl-lru.ts";
 import type { StoredBaseModel } from "./base-model-store.ts";
 import type { VersionRow } from "./registry-store.ts";
 

@@ -4,9 +4,9 @@ import { z } from "zod";
 import { type AdapterManifest, AdapterManifestSchema } from "../../../src/contracts/manifest.ts";
 import type { ModelRef } from "../../../src/contracts/names.ts";
 import { AppError } from "../../../src/errors.ts";
-import { audit } from "../shared/audit.ts";
-import { isUniqueViolation, nowIso, parseRow, parseRows } from "../shared/d1.ts";
-import { announce } from "../shared/invalidation.ts";
+import { audit } from "../common/audit.ts";
+import { isUniqueViolation, nowIso, parseRow, parseRows } from "../common/d1.ts";
+import { announce } from "../common/invalidation.ts";
 
 const jsonColumn = z.string().transform((text) => JSON.parse(text) as unknown);
 

@@ -1,9 +1,9 @@
 // What moves after a publish: aliases (compare-and-set) and yanks. A version itself never changes; a yank
 // only marks it, and is refused while an alias points at it, so an alias always resolves.
 import { AppError } from "../../../src/errors.ts";
-import { audit } from "../shared/audit.ts";
-import { nowIso } from "../shared/d1.ts";
-import { announce } from "../shared/invalidation.ts";
+import { audit } from "../common/audit.ts";
+import { nowIso } from "../common/d1.ts";
+import { announce } from "../common/invalidation.ts";
 import type { RegistryStore } from "./registry-store.ts";
 
 export interface AliasMove {

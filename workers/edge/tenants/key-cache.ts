@@ -4,8 +4,8 @@
 // KEY_CACHE_MS (README, "Edge API"). Unknown keys are never kept, so a guesser cannot fill the cache and a
 // key works the moment it is created.
 
-import { onChange } from "../shared/invalidation.ts";
-import { TtlLru } from "../shared/ttl-lru.ts";
+import { onChange } from "../common/invalidation.ts";
+import { TtlLru } from "../common/ttl-lru.ts";
 import type { LiveKey } from "./key-store.ts";
 
 export const KEY_CACHE_MS = 5_000;

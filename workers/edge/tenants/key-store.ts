@@ -5,8 +5,8 @@ import type { ApiKeyInfo, Scope } from "../../../src/contracts/keys.ts";
 import { ScopeSchema } from "../../../src/contracts/keys.ts";
 import { sha256Hex, timingSafeEqualString, toHex } from "../../../src/crypto.ts";
 import { AppError } from "../../../src/errors.ts";
-import { isUniqueViolation, nowIso, parseRow, parseRows } from "../shared/d1.ts";
-import { announce } from "../shared/invalidation.ts";
+import { isUniqueViolation, nowIso, parseRow, parseRows } from "../common/d1.ts";
+import { announce } from "../common/invalidation.ts";
 
 const KEY_PREFIX = "lek_";
 /** Enough of the secret to tell keys apart in a listing, far too little to guess the rest. */

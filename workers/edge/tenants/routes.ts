@@ -7,9 +7,9 @@ import { CreateApiKeyRequestSchema } from "../../../src/contracts/keys.ts";
 import { TenantNameSchema } from "../../../src/contracts/names.ts";
 import { AppError } from "../../../src/errors.ts";
 import { validate } from "../../../src/http/validate.ts";
+import { audit, auditTrail } from "../common/audit.ts";
 import type { EdgeEnv } from "../env.ts";
 import { keyManagerFor, keyManagers, operatorOnly, scoped, tenantWith } from "../http/auth.ts";
-import { audit, auditTrail } from "../shared/audit.ts";
 import { KeyStore } from "./key-store.ts";
 
 export const tenantRoutes = new Hono<EdgeEnv>()
