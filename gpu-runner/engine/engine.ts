@@ -2,10 +2,12 @@
 // inputs, so writing a slot never rebuilds the session), and picks how stacks and KV caches reach the device
 // (lora-feeds.ts, kv-feeds.ts). The per-step work lives in ort-engine.ts.
 import { AppError } from "../../src/errors.ts";
+import { FusedEngine } from "./fused-engine.ts";
 import { KV_FEEDERS, outputLocations } from "./kv-feeds.ts";
 import { LORA_FEEDS } from "./lora-feeds.ts";
 import { LoraSlots } from "./lora-slots.ts";
 import { type HfModel, loadHfModel } from "./model/hf-model.ts";
+import { buildFusedDecoder, fusedDecoderSupports, fusedIo, type Precision } from "./onnx/fused-decoder.ts";
 import { LINEAR_NAMES, type LinearName, type LoraPath, type WeightSource } from "./onnx/llama-decoder.ts";
 import { createSession, loadOrt, type SessionRequest } from "./ort-backend.ts";
 import { OrtEngine } from "./ort-engine.ts";
@@ -37,6 +39,27 @@ export interface EngineOptions {
   hostFeeds?: boolean;
   /** Path prefix for ORT's per-op profile (JSON), written when the engine is disposed. */
   profile?: string;
+  /**
+   * "fused": onnxruntime's contrib ops with fixed lanes and in-place KV buffers (onnx/fused-decoder.ts),
+   * the default on WebGPU; "primitive": standard ops (onnx/llama-decoder.ts), the default on CPU, where it
+   * is measured faster, and what training differentiates. docs/decisions/0006-fused-webgpu-decoder.md.
+   */
+  graph?: GraphKind;
+  /** Fused graph only: float16 (default on WebGPU, bf16 checkpoints converted on load) or float32. */
+  precision?: Precision;
+  /** Fused graph only: sequences held at once (the batch width of every step); default 32. */
+  lanes?: number;
+  /** Fused graph only: the longest sequence a lane holds; default min(model max positions, 4096). */
+  contextLength?: number;
+}
+
+export type GraphKind = "fused" | "primitive";
+
+export const DEFAULT_LANES = 32;
+const DEFAULT_CONTEXT = 4096;
+
+export function defaultGraph(device: Device): GraphKind {
+  return device === "webgpu" ? "fused" : "primitive";
 }
 
 export interface ModelEngineOptions extends Omit<EngineOptions, "modelDir" | "id"> {
@@ -69,6 +92,23 @@ function checkOptions(o: ModelEngineOptions): void {
   if (o.loraPath !== undefined && o.loraPath !== "dense" && o.loraPath !== "gather") {
     throw bad("loraPath", `"dense" or "gather"`, o.loraPath);
   }
+  if (o.graph !== undefined && o.graph !== "fused" && o.graph !== "primitive") {
+    throw bad("graph", `"fused" or "primitive"`, o.graph);
+  }
+  if (o.precision !== undefined && o.precision !== "float32" && o.precision !== "float16") {
+    throw bad("precision", `"float32" or "float16"`, o.precision);
+  }
+  if (o.lanes !== undefined && (!Number.isInteger(o.lanes) || o.lanes < 1))
+    throw bad("lanes", "an integer >= 1", o.lanes);
+  if (o.contextLength !== undefined && (!Number.isInteger(o.contextLength) || o.contextLength < 1)) {
+    throw bad("contextLength", "an integer >= 1", o.contextLength);
+  }
+  if (o.graph === "primitive" && o.precision === "float16") {
+    throw bad("precision", `"float32" with graph "primitive" (float16 needs the fused graph)`, o.precision);
+  }
+  if (o.graph === "fused" && o.loraPath === "gather") {
+    throw bad("loraPath", `"dense" with graph "fused"`, o.loraPath);
+  }
 }
 
 export async function createEngine(options: EngineOptions): Promise<Engine> {
@@ -86,6 +126,12 @@ export async function createEngineFromModel(model: HfModel, options: ModelEngine
   const device = options.device ?? "cpu";
   const backend = options.backend ?? "native";
   const threads = options.threads ?? 1;
+  const graphKind = options.graph ?? defaultGraph(device);
+  if (graphKind === "fused") {
+    const unsupported = fusedDecoderSupports(model.decoder);
+    if (unsupported === null) return createFusedEngine(model, options, device, backend, threads);
+    if (options.graph === "fused") throw new AppError("invalid_model", `graph "fused": ${unsupported}`);
+  }
   const layout =
     options.maxSlots > 0
       ? {
@@ -131,4 +177,73 @@ export async function createEngineFromModel(model: HfModel, options: ModelEngine
     maxRank: options.maxRank,
     profile,
   });
+}
+
+async function createFusedEngine(
+  model: HfModel,
+  options: ModelEngineOptions,
+  device: Device,
+  backend: Backend,
+  threads: number,
+): Promise<Engine> {
+  const precision: Precision = options.precision ?? (device === "webgpu" ? "float16" : "float32");
+  const lanes = options.lanes ?? DEFAULT_LANES;
+  const context = Math.min(model.maxPositions, options.contextLength ?? DEFAULT_CONTEXT);
+  const layout =
+    options.maxSlots > 0
+      ? {
+          maxSlots: options.maxSlots,
+          maxRank: options.maxRank,
+          modules: options.loraModules ?? LINEAR_NAMES,
+          path: "dense" as const,
+        }
+      : null;
+  const request: SessionRequest = { device, backend, threads, profile: options.profile };
+  const ort = await loadOrt(backend, threads);
+  // One spare position per lane: a lane left out of a decode step takes a padding token there.
+  const capacity = context + 1;
+  const graph = buildFusedDecoder(model.decoder, options.weights ?? model.weights, {
+    precision,
+    lora: layout,
+    capacity,
+    rope: model.rope,
+  });
+  const outputLocation = device === "webgpu" ? presentLocations(model.decoder.numLayers) : undefined;
+  const { session } = await createSession(graph, { ...request, outputLocation });
+  const info: ModelInfo = {
+    id: model.id,
+    architecture: model.spec.architecture,
+    vocabSize: model.spec.vocabSize,
+    hiddenSize: model.spec.hiddenSize,
+    numLayers: model.spec.numLayers,
+    maxPositions: context,
+    eosTokenIds: model.eosTokenIds,
+  };
+  const feeds = options.hostFeeds ? "cpu" : device;
+  const slots = layout ? new LoraSlots(model.decoder, layout) : null;
+  const loraFeeds = slots ? LORA_FEEDS[feeds](ort, slots, request, precision) : null;
+  return new FusedEngine({
+    ort,
+    session,
+    model,
+    info,
+    device,
+    backend,
+    precision,
+    slots,
+    loraFeeds,
+    lanes,
+    capacity,
+    maxRank: options.maxRank,
+    profile: !!options.profile,
+  });
+}
+
+function presentLocations(numLayers: number): Record<string, "gpu-buffer"> {
+  const out: Record<string, "gpu-buffer"> = {};
+  for (let l = 0; l < numLayers; l++) {
+    out[fusedIo.presentKey(l)] = "gpu-buffer";
+    out[fusedIo.presentValue(l)] = "gpu-buffer";
+  }
+  return out;
 }

@@ -10,6 +10,7 @@ import { defineCommand, runMain } from "citty";
 import { createEngineFromModel } from "../../gpu-runner/engine/engine.ts";
 import { type HfModel, loadHfModel } from "../../gpu-runner/engine/model/hf-model.ts";
 import { readPeftDir } from "../../gpu-runner/engine/model/peft-dir.ts";
+import type { Precision } from "../../gpu-runner/engine/onnx/fused-decoder.ts";
 import type { LoraPath } from "../../gpu-runner/engine/onnx/llama-decoder.ts";
 import type { AdapterWeights, Backend, Device, Engine } from "../../gpu-runner/engine/types.ts";
 import { PEFT_CONFIG_FILE } from "../../src/adapters/peft-files.ts";
@@ -46,6 +47,18 @@ const SHAPES: Record<string, Omit<SyntheticModelOptions, "seed">> = {
 };
 const LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj"] as const;
 
+interface EngineConfig {
+  label: string;
+  graph: "fused" | "primitive";
+  precision?: Precision;
+}
+
+const ENGINE_CONFIGS: Record<string, EngineConfig> = {
+  primitive: { label: "primitive graph, float32", graph: "primitive" },
+  fused32: { label: "fused graph, float32", graph: "fused", precision: "float32" },
+  fused16: { label: "fused graph, float16", graph: "fused", precision: "float16" },
+};
+
 function ensureModel(dir: string, shape: SyntheticModelOptions, adapters: number): void {
   if (!existsSync(join(dir, "config.json"))) writeSyntheticModel(dir, shape);
   for (let k = 0; k < adapters; k++) {
@@ -68,6 +81,9 @@ interface EngineChoice {
   hostFeeds: boolean;
   maxSlots: number;
   loraPath: LoraPath;
+  graph: "fused" | "primitive";
+  precision?: Precision;
+  lanes?: number;
 }
 
 async function profileMixed(model: HfModel, o: EngineChoice, adapters: number, w: Workload): Promise<string> {
@@ -129,6 +145,10 @@ const command = defineCommand({
       description: "always profile the mixed batch (else only when mixed < 0.9 × base)",
     },
     skipSwap: { type: "boolean", default: false, description: "skip the merge-and-swap baseline" },
+    engines: {
+      type: "string",
+      description: `comma-separated engines to measure: ${Object.keys(ENGINE_CONFIGS).join(", ")} (default: primitive and fused16 on webgpu, primitive on cpu, where the fused graph is slower: BENCHMARKS.md)`,
+    },
     hostFeeds: {
       type: "boolean",
       default: false,
@@ -139,7 +159,6 @@ const command = defineCommand({
     const shape = SHAPES[args.shape];
     if (!shape)
       throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(", ")}; got "${args.shape}"`);
-    const paths = parsePaths(args.loraPath);
     const device = args.device as Device;
     const backend = args.backend as Backend;
     const threads = Number(args.threads);
@@ -159,47 +178,88 @@ const command = defineCommand({
       readPeftDir(join(dir, "adapters", `a${k}`), model.spec),
     );
     const o = { device, backend, threads, hostFeeds: args.hostFeeds };
-    const plain = await createEngineFromModel(model, { ...o, maxSlots: 0, maxRank: 1 });
-    const scenarios: Scenario[] = [
-      { name: "base, no-LoRA graph", run: () => generate(plain, Array(w.batch).fill(0), w) },
-    ];
-    const engines: Engine[] = [plain];
+    const configs = parseEngines(args.engines ?? (device === "webgpu" ? "primitive,fused16" : "primitive"));
+    const scenarios: Scenario[] = [];
+    const groups: { config: EngineConfig; names: Record<string, string> }[] = [];
+    const engines: Engine[] = [];
     const builds: string[] = [];
-    for (const loraPath of paths) {
-      const loadStart = performance.now();
-      const engine = await createEngineFromModel(model, {
-        ...o,
-        maxSlots,
-        maxRank: 16,
-        loraModules: LORA_MODULES,
-        loraPath,
-      });
-      const loadMs = performance.now() - loadStart;
-      const slotStart = performance.now();
-      for (const [k, a] of adapters.entries()) engine.setSlot(k + 1, a);
-      const slotMs = (performance.now() - slotStart) / adapters.length;
-      builds.push(
-        `${loraPath}: engine build ${loadMs.toFixed(0)} ms, writing one adapter ${slotMs.toFixed(1)} ms`,
-      );
-      engines.push(engine);
-      scenarios.push(...loraScenarios(engine, loraPath, w));
+    for (const config of configs) {
+      const graphOptions =
+        config.graph === "fused"
+          ? { graph: "fused" as const, precision: config.precision, lanes: w.batch }
+          : { graph: "primitive" as const };
+      const plain = await createEngineFromModel(model, { ...o, ...graphOptions, maxSlots: 0, maxRank: 1 });
+      engines.push(plain);
+      const baseName = `${config.label}: base, no-LoRA graph`;
+      scenarios.push({ name: baseName, run: () => generate(plain, Array(w.batch).fill(0), w) });
+      const latencyName = `${config.label}: batch 1, no-LoRA graph`;
+      scenarios.push({ name: latencyName, run: () => generate(plain, [0], w) });
+      const paths: LoraPath[] = config.graph === "fused" ? ["dense"] : parsePaths(args.loraPath);
+      for (const loraPath of paths) {
+        const loadStart = performance.now();
+        const engine = await createEngineFromModel(model, {
+          ...o,
+          ...graphOptions,
+          maxSlots,
+          maxRank: 16,
+          loraModules: LORA_MODULES,
+          loraPath,
+        });
+        const loadMs = performance.now() - loadStart;
+        const slotStart = performance.now();
+        for (const [k, a] of adapters.entries()) engine.setSlot(k + 1, a);
+        const slotMs = (performance.now() - slotStart) / adapters.length;
+        const label = config.graph === "fused" ? config.label : `${config.label}, ${loraPath} path`;
+        builds.push(
+          `${label}: engine build ${loadMs.toFixed(0)} ms, writing one adapter ${slotMs.toFixed(1)} ms`,
+        );
+        engines.push(engine);
+        const named = loraScenarios(engine, label, w);
+        scenarios.push(...named);
+        groups.push({
+          config: { ...config, label },
+          names: {
+            base: baseName,
+            latency: latencyName,
+            slot0: (named[0] as Scenario).name,
+            one: (named[1] as Scenario).name,
+            mixed: (named[2] as Scenario).name,
+          },
+        });
+      }
     }
     const rows = await measureAll(scenarios, Number(args.repeats));
     for (const e of engines) await e.dispose();
     if (!args.skipSwap) rows.push(await swapRow(model, adapters, w, o));
     const base = (rows[0] as Row).tps;
-    const best = Math.max(...rows.filter((r) => r.name.startsWith("mixed")).map((r) => r.tps));
-    const profilePath = paths.includes("dense") ? "dense" : "gather";
+    const best = Math.max(...rows.filter((r) => r.name.includes("mixed")).map((r) => r.tps));
+    const profileConfig = configs.at(-1) as EngineConfig;
     const profile =
       args.profile || best < 0.9 * base
-        ? await profileMixed(model, { ...o, maxSlots, loraPath: profilePath }, w.batch, w)
+        ? await profileMixed(
+            model,
+            {
+              ...o,
+              maxSlots,
+              loraPath: "dense",
+              ...(profileConfig.graph === "fused"
+                ? { graph: "fused", precision: profileConfig.precision, lanes: w.batch }
+                : { graph: "primitive" }),
+            },
+            w.batch,
+            w,
+          )
         : null;
     model.weights.close();
     const body = [
       ...header(args, { device, backend, threads, w, maxSlots, loadBefore, builds }),
+      summary(groups, rows),
+      "",
+      "All scenarios:",
+      "",
       table(rows, base),
       ...(profile
-        ? ["", `Per-op profile of the mixed batch, ${profilePath} path (ORT kernel time):`, "", profile]
+        ? ["", `Per-op profile of the mixed batch, ${profileConfig.label} (ORT kernel time):`, "", profile]
         : []),
     ].join("\n");
     console.log(`\n${body}`);
@@ -215,16 +275,50 @@ function parsePaths(value: string): LoraPath[] {
   throw new Error(`--loraPath must be dense, gather or both; got "${value}"`);
 }
 
-function loraScenarios(engine: Engine, path: LoraPath, w: Workload): Scenario[] {
+function loraScenarios(engine: Engine, label: string, w: Workload): Scenario[] {
   const mixedSlots = Array.from({ length: w.batch }, (_, i) => i + 1);
   return [
-    { name: `base (slot 0), ${path} path`, run: () => generate(engine, Array(w.batch).fill(0), w) },
-    { name: `one adapter, ${path} path`, run: () => generate(engine, Array(w.batch).fill(1), w) },
+    { name: `${label}: base (slot 0)`, run: () => generate(engine, Array(w.batch).fill(0), w) },
+    { name: `${label}: one adapter`, run: () => generate(engine, Array(w.batch).fill(1), w) },
     {
-      name: `mixed (${w.batch} adapters, one per row), ${path} path`,
+      name: `${label}: mixed (${w.batch} adapters, one per row)`,
       run: () => generate(engine, mixedSlots, w),
     },
   ];
+}
+
+function parseEngines(value: string): EngineConfig[] {
+  return value.split(",").map((name) => {
+    const config = ENGINE_CONFIGS[name];
+    if (!config)
+      throw new Error(
+        `--engines: unknown engine "${name}" (known: ${Object.keys(ENGINE_CONFIGS).join(", ")})`,
+      );
+    return config;
+  });
+}
+
+/** One line per engine: base, one adapter, mixed, mixed ÷ base and batch-1 decode latency. */
+function summary(groups: { config: EngineConfig; names: Record<string, string> }[], rows: Row[]): string {
+  const byName = new Map(rows.map((r) => [r.name, r]));
+  const get = (name: string | undefined) => byName.get(name ?? "") as Row;
+  const lines = [
+    "| engine | base tokens/s | one adapter | mixed | mixed ÷ base | batch 1: ms per token |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  for (const { config, names } of groups) {
+    const [base, one, mixed, latency] = [
+      get(names.base),
+      get(names.one),
+      get(names.mixed),
+      get(names.latency),
+    ];
+    const msPerToken = latency ? (1000 / latency.tps).toFixed(1) : "–";
+    lines.push(
+      `| ${config.label} | ${base.tps.toFixed(0)} | ${one.tps.toFixed(0)} | ${mixed.tps.toFixed(0)} | ${(mixed.tps / base.tps).toFixed(2)} | ${msPerToken} (${latency.detail}) |`,
+    );
+  }
+  return lines.join("\n");
 }
 
 async function swapRow(

@@ -2,6 +2,7 @@
 // produced lazily, so a large model's weights can be streamed one tensor at a time into an external data
 // file instead of being held twice (protobuf caps a message at 2 GB anyway).
 import { closeSync, openSync, writeSync } from "node:fs";
+import { toFloat16 } from "../float16.ts";
 import {
   type AttrValue,
   type ElemType,
@@ -91,25 +92,39 @@ export class GraphBuilder {
   }
 
   /** A cached constant tensor (shapes, axes, scalars). */
-  constant(elemType: "int64" | "float32", values: number[], dims: number[] = [values.length]): string {
+  constant(
+    elemType: "int64" | "float32" | "float16",
+    values: number[],
+    dims: number[] = [values.length],
+  ): string {
     const key = `${elemType}:${dims.join(",")}:${values.join(",")}`;
     const cached = this.constants.get(key);
     if (cached) return cached;
     const name = `const_${this.constants.size}_${elemType}`;
     const data =
-      elemType === "int64" ? BigInt64Array.from(values, (v) => BigInt(v)) : Float32Array.from(values);
+      elemType === "int64"
+        ? BigInt64Array.from(values, (v) => BigInt(v))
+        : elemType === "float16"
+          ? toFloat16(Float32Array.from(values))
+          : Float32Array.from(values);
     this.initializer(name, elemType, dims, () => data);
     this.constants.set(key, name);
     return name;
   }
 
-  /** Adds a node and returns its output names. */
-  node(op: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outputCount = 1): string[] {
+  /** Adds a node and returns its output names. An empty input name skips an optional input. */
+  node(
+    op: string,
+    inputs: string[],
+    attrs: Record<string, AttrValue> = {},
+    outputCount = 1,
+    domain?: string,
+  ): string[] {
     const name = this.fresh(op);
     const outputs = Array.from({ length: outputCount }, (_, i) => `${name}:${i}`);
     // A value exposed as a graph output earlier was renamed; later consumers must use the new name.
     const resolved = inputs.map((i) => this.renamed.get(i) ?? i);
-    this.nodes.push({ op, name, inputs: resolved, outputs, attrs });
+    this.nodes.push({ op, name, inputs: resolved, outputs, attrs, ...(domain ? { domain } : {}) });
     return outputs;
   }
 

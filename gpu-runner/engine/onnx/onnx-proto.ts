@@ -34,6 +34,8 @@ export interface NodeDef {
   inputs: string[];
   outputs: string[];
   attrs: Record<string, AttrValue>;
+  /** Operator set domain; absent for the default ONNX domain ("com.microsoft" for ORT's contrib ops). */
+  domain?: string;
 }
 
 export interface ValueInfo {
@@ -88,12 +90,13 @@ function encodeAttribute(name: string, value: AttrValue): ProtoWriter {
 }
 
 function encodeNode(n: NodeDef): ProtoWriter {
-  // NodeProto: input=1, output=2, name=3, op_type=4, attribute=5
+  // NodeProto: input=1, output=2, name=3, op_type=4, attribute=5, domain=7
   const w = new ProtoWriter();
   for (const i of n.inputs) w.string(1, i);
   for (const o of n.outputs) w.string(2, o);
   w.string(3, n.name).string(4, n.op);
   for (const [name, value] of Object.entries(n.attrs)) w.message(5, encodeAttribute(name, value));
+  if (n.domain) w.string(7, n.domain);
   return w;
 }
 
@@ -123,14 +126,20 @@ function encodeGraph(g: GraphDef): ProtoWriter {
 /** IR version 8 pairs with opset 17 (onnx/docs/Versioning.md). */
 export const IR_VERSION = 8;
 export const OPSET = 17;
+/** ORT's contrib operator set (GroupQueryAttention, SkipSimplifiedLayerNormalization, ...), version 1. */
+export const MS_DOMAIN = "com.microsoft";
 
 export function encodeModel(graph: GraphDef): ProtoWriter {
   // ModelProto: ir_version=1, producer_name=2, producer_version=3, graph=7, opset_import=8
   const opset = new ProtoWriter().string(1, "").varint(2, OPSET);
-  return new ProtoWriter()
+  const w = new ProtoWriter()
     .varint(1, IR_VERSION)
     .string(2, "lora-edge")
     .string(3, "0.1.0")
     .message(7, encodeGraph(graph))
     .message(8, opset);
+  if (graph.nodes.some((n) => n.domain === MS_DOMAIN)) {
+    w.message(8, new ProtoWriter().string(1, MS_DOMAIN).varint(2, 1));
+  }
+  return w;
 }

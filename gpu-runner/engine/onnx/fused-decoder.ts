@@ -1,0 +1,281 @@
+// The llama-family decoder built from onnxruntime's fused contrib ops, the way its generative-model path runs
+// on WebGPU: GroupQueryAttention with rotary inside and a KV buffer of fixed capacity that the op updates in
+// place, SkipSimplifiedLayerNormalization for residual + RMSNorm, q/k/v and gate/up as one MatMul each.
+// Every kernel costs host time on WebGPU whatever its size, so the count per step is what this graph cuts
+// (docs/decisions/0006-fused-webgpu-decoder.md). Weights, activations, LoRA stacks and the cache are
+// `precision` (float16 on WebGPU); logits leave as float32.
+//
+// Rows are lanes of a fixed batch: lane b holds one sequence's cache in [b, :, 0..len) of every layer's
+// buffer. A step feeds S tokens per lane (right-padded); GQA writes them at [seqlens_k[b] + 1 - S, ...) for
+// decode steps (S = 1) and at [0, S) for a first prompt (every lane starting empty). `logit_rows` picks the
+// flattened [B·S] positions whose logits the step returns.
+import type { DecoderSpec, LinearName, LoraLayout, WeightSource } from "./llama-decoder.ts";
+import { linearShape, moduleName, transposeMatrix } from "./llama-decoder.ts";
+import { GraphBuilder } from "./graph-builder.ts";
+import { MS_DOMAIN } from "./onnx-proto.ts";
+import { add, cast, concat, gather, matMul, mul, reshape, sigmoid } from "./ops.ts";
+import { toFloat16 } from "../float16.ts";
+import type { Rope } from "../model/rope.ts";
+import { writeCosSin } from "../model/rope.ts";
+
+export type Precision = "float32" | "float16";
+
+export interface FusedDecoderOptions {
+  precision: Precision;
+  /** Dense LoRA layout (A_cat [in, S·R], B_cat [S·R, out], one slot mask per lane), or null. */
+  lora: LoraLayout | null;
+  /** Positions each lane's cache holds (the KV buffers' third dim and the rotary tables' length). */
+  capacity: number;
+  rope: Rope;
+}
+
+export const fusedIo = {
+  inputIds: "input_ids",
+  seqlensK: "seqlens_k",
+  totalLength: "total_sequence_length",
+  logitRows: "logit_rows",
+  slotMask: "slot_mask",
+  logits: "logits",
+  pastKey: (l: number) => `past_key.${l}`,
+  pastValue: (l: number) => `past_value.${l}`,
+  presentKey: (l: number) => `present_key.${l}`,
+  presentValue: (l: number) => `present_value.${l}`,
+  loraA: (l: number, m: LinearName) => `lora_a.${l}.${m}`,
+  loraB: (l: number, m: LinearName) => `lora_b.${l}.${m}`,
+};
+
+/** GQA's rotary needs a head size that is a multiple of 16 (its cos/sin tables' width a multiple of 8). */
+export function fusedDecoderSupports(spec: DecoderSpec): string | null {
+  if (spec.headDim % 16 !== 0)
+    return `head_dim must be a multiple of 16 for GroupQueryAttention; got ${spec.headDim}`;
+  if (spec.numHeads % spec.numKvHeads !== 0)
+    return "num_attention_heads must be a multiple of num_key_value_heads";
+  return null;
+}
+
+function convert(data: Float32Array, precision: Precision): Float32Array | Uint16Array {
+  return precision === "float16" ? toFloat16(data) : data;
+}
+
+/** Columns side by side: parts [in, out_i] (row-major) → [in, Σ out_i]. */
+function joinColumns(parts: Float32Array[], rows: number): Float32Array {
+  const widths = parts.map((p) => p.length / rows);
+  const total = widths.reduce((a, b) => a + b, 0);
+  const out = new Float32Array(rows * total);
+  for (let r = 0; r < rows; r++) {
+    let offset = r * total;
+    parts.forEach((p, i) => {
+      const w = widths[i] as number;
+      out.set(p.subarray(r * w, (r + 1) * w), offset);
+      offset += w;
+    });
+  }
+  return out;
+}
+
+/** HF's cos/sin for positions 0..capacity-1, first half only ([capacity, D/2]), as GQA's rotary reads them. */
+export function rotaryTables(
+  rope: Rope,
+  headDim: number,
+  capacity: number,
+): { cos: Float32Array; sin: Float32Array } {
+  const half = headDim / 2;
+  const fullCos = new Float32Array(headDim);
+  const fullSin = new Float32Array(headDim);
+  const cos = new Float32Array(capacity * half);
+  const sin = new Float32Array(capacity * half);
+  for (let p = 0; p < capacity; p++) {
+    writeCosSin(rope, p, fullCos, fullSin, 0);
+    cos.set(fullCos.subarray(0, half), p * half);
+    sin.set(fullSin.subarray(0, half), p * half);
+  }
+  return { cos, sin };
+}
+
+interface Ctx {
+  g: GraphBuilder;
+  spec: DecoderSpec;
+  weights: WeightSource;
+  o: FusedDecoderOptions;
+  slotMask: string | null;
+}
+
+/** One MatMul over several linears that read the same input: W_i^T side by side, biases likewise. */
+function fusedLinear(c: Ctx, layer: number, group: LinearName[], x: string, label: string): string {
+  const { g, spec, weights, o } = c;
+  const { inFeatures } = linearShape(spec, group[0] as LinearName);
+  const widths = group.map((m) => linearShape(spec, m).outFeatures);
+  const total = widths.reduce((a, b) => a + b, 0);
+  const weight = g.initializer(
+    `model.layers.${layer}.${label}.weight_t`,
+    o.precision,
+    [inFeatures, total],
+    () =>
+      convert(
+        joinColumns(
+          group.map((m, i) =>
+            transposeMatrix(weights.get(`${moduleName(layer, m)}.weight`), widths[i] as number, inFeatures),
+          ),
+          inFeatures,
+        ),
+        o.precision,
+      ),
+  );
+  let y = matMul(g, x, weight);
+  if (group.some((m) => spec.biased.has(m))) {
+    const bias = g.initializer(`model.layers.${layer}.${label}.bias`, o.precision, [total], () => {
+      const out = new Float32Array(total);
+      let offset = 0;
+      group.forEach((m, i) => {
+        if (spec.biased.has(m)) out.set(weights.get(`${moduleName(layer, m)}.bias`), offset);
+        offset += widths[i] as number;
+      });
+      return convert(out, o.precision);
+    });
+    y = add(g, y, bias);
+  }
+  return addLora(c, layer, group, widths, x, y);
+}
+
+/**
+ * y + Σ ((x·A_m) ⊙ mask)·B_m over the group's adapted linears, each delta placed at its columns: one Concat
+ * when every linear of the group is adapted, else each delta padded to the group's width.
+ */
+function addLora(c: Ctx, layer: number, group: LinearName[], widths: number[], x: string, y: string): string {
+  const { g, o, slotMask } = c;
+  const lora = o.lora;
+  if (!lora || !slotMask) return y;
+  const columns = lora.maxSlots * lora.maxRank;
+  const deltas = group.map((m) => {
+    if (!lora.modules.includes(m)) return null;
+    const { inFeatures, outFeatures } = linearShape(c.spec, m);
+    const a = g.input(fusedIo.loraA(layer, m), o.precision, [inFeatures, columns]);
+    const b = g.input(fusedIo.loraB(layer, m), o.precision, [columns, outFeatures]);
+    return matMul(g, mul(g, matMul(g, x, a), slotMask), b);
+  });
+  if (deltas.every((d) => d !== null))
+    return add(g, y, deltas.length === 1 ? (deltas[0] as string) : concat(g, deltas as string[], -1));
+  const total = widths.reduce((a, b) => a + b, 0);
+  let offset = 0;
+  let out = y;
+  deltas.forEach((d, i) => {
+    const w = widths[i] as number;
+    if (d !== null) {
+      const pads = g.constant("int64", [0, 0, offset, 0, 0, total - offset - w]);
+      out = add(g, out, g.op("Pad", [d, pads]));
+    }
+    offset += w;
+  });
+  return out;
+}
+
+function normWeight(c: Ctx, name: string): string {
+  return c.g.initializer(name, c.o.precision, [c.spec.hiddenSize], () =>
+    convert(c.weights.get(name), c.o.precision),
+  );
+}
+
+/** residual + delta, then RMSNorm: returns [normed, the sum] (the sum is the next residual). */
+function skipNorm(c: Ctx, residual: string, delta: string, weight: string): [string, string] {
+  const [normed, , , sum] = c.g.node(
+    "SkipSimplifiedLayerNormalization",
+    [residual, delta, weight],
+    { epsilon: { f: c.spec.rmsNormEps } },
+    4,
+    MS_DOMAIN,
+  );
+  return [normed as string, sum as string];
+}
+
+function norm(c: Ctx, x: string, weight: string): string {
+  return c.g.op("SimplifiedLayerNormalization", [x, weight], {
+    axis: { i: -1 },
+    epsilon: { f: c.spec.rmsNormEps },
+    stash_type: { i: 1 },
+  });
+}
+
+export function buildFusedDecoder(
+  spec: DecoderSpec,
+  weights: WeightSource,
+  o: FusedDecoderOptions,
+): GraphBuilder {
+  const unsupported = fusedDecoderSupports(spec);
+  if (unsupported) throw new Error(`fused decoder: ${unsupported}`);
+  const g = new GraphBuilder();
+  const t = o.precision;
+  const ids = g.input(fusedIo.inputIds, "int64", ["batch", "seq"]);
+  const seqlens = g.input(fusedIo.seqlensK, "int32", ["batch"]);
+  const totalLength = g.input(fusedIo.totalLength, "int32", []);
+  const logitRows = g.input(fusedIo.logitRows, "int64", ["rows"]);
+  const slotMask = o.lora
+    ? g.input(fusedIo.slotMask, t, ["batch", 1, o.lora.maxSlots * o.lora.maxRank])
+    : null;
+  const c: Ctx = { g, spec, weights, o, slotMask };
+  const tables = rotaryTables(o.rope, spec.headDim, o.capacity);
+  const half = spec.headDim / 2;
+  const cosCache = g.initializer("rope_cos_cache", t, [o.capacity, half], () => convert(tables.cos, t));
+  const sinCache = g.initializer("rope_sin_cache", t, [o.capacity, half], () => convert(tables.sin, t));
+  const embedName = "model.embed_tokens.weight";
+  const embed = g.initializer(embedName, t, [spec.vocabSize, spec.hiddenSize], () =>
+    convert(weights.get(embedName), t),
+  );
+  let residual = gather(g, embed, ids); // [B, S, hidden]
+  let delta: string | null = null;
+  const kvDims = ["batch", spec.numKvHeads, o.capacity, spec.headDim];
+  for (let layer = 0; layer < spec.numLayers; layer++) {
+    g.scope(`layers.${layer}`, () => {
+      const prefix = `model.layers.${layer}`;
+      const inNorm = normWeight(c, `${prefix}.input_layernorm.weight`);
+      let x: string;
+      if (delta === null) x = norm(c, residual, inNorm);
+      else [x, residual] = skipNorm(c, residual, delta, inNorm);
+      const qkv = fusedLinear(c, layer, ["q_proj", "k_proj", "v_proj"], x, "self_attn.qkv_proj");
+      const pastKey = g.input(fusedIo.pastKey(layer), t, kvDims);
+      const pastValue = g.input(fusedIo.pastValue(layer), t, kvDims);
+      const [attn, presentKey, presentValue] = g.node(
+        "GroupQueryAttention",
+        [qkv, "", "", pastKey, pastValue, seqlens, totalLength, cosCache, sinCache],
+        {
+          num_heads: { i: spec.numHeads },
+          kv_num_heads: { i: spec.numKvHeads },
+          do_rotary: { i: 1 },
+          rotary_interleaved: { i: 0 },
+        },
+        3,
+        MS_DOMAIN,
+      ) as [string, string, string];
+      g.output(fusedIo.presentKey(layer), presentKey, t, kvDims);
+      g.output(fusedIo.presentValue(layer), presentValue, t, kvDims);
+      const o2 = fusedLinear(c, layer, ["o_proj"], attn, "self_attn.o_proj");
+      const [x2, afterAttn] = skipNorm(
+        c,
+        residual,
+        o2,
+        normWeight(c, `${prefix}.post_attention_layernorm.weight`),
+      );
+      residual = afterAttn;
+      const gateUp = fusedLinear(c, layer, ["gate_proj", "up_proj"], x2, "mlp.gate_up_proj");
+      const [gate, up] = g.node(
+        "Split",
+        [gateUp, g.constant("int64", [spec.intermediateSize, spec.intermediateSize])],
+        { axis: { i: -1 } },
+        2,
+      ) as [string, string];
+      const act = mul(g, mul(g, gate, sigmoid(g, gate)), up);
+      delta = fusedLinear(c, layer, ["down_proj"], act, "mlp.down_proj");
+    });
+  }
+  const [normed] = skipNorm(c, residual, delta as unknown as string, normWeight(c, "model.norm.weight"));
+  const picked = gather(g, reshape(g, normed, [-1, spec.hiddenSize]), logitRows); // [R, hidden]
+  const headSource = spec.tieWordEmbeddings ? embedName : "lm_head.weight";
+  const head = g.initializer("lm_head.weight_t", t, [spec.hiddenSize, spec.vocabSize], () =>
+    convert(transposeMatrix(weights.get(headSource), spec.vocabSize, spec.hiddenSize), t),
+  );
+  const logits = matMul(g, picked, head);
+  g.output(fusedIo.logits, t === "float16" ? cast(g, logits, 1) : logits, "float32", [
+    "rows",
+    spec.vocabSize,
+  ]);
+  return g;
+}
