@@ -1,7 +1,9 @@
 // OpenAI-compatible wire shapes (chat completions, legacy completions, models, errors). Requests are loose:
 // OpenAI SDKs send fields we do not read, and they must pass. Responses are strict: we produce them.
-// Features we do not serve are refused by name (n > 1, echo, non-text content) rather than ignored.
+// Features we do not serve are refused by name (n > 1, echo, non-text content, and every field listed in
+// openai-refusals.ts) rather than ignored; README.md's "OpenAI and vLLM request fields" lists them.
 import { z } from "zod";
+import { refuseUnimplementedChat, refuseUnimplementedCompletion } from "./openai-refusals.ts";
 
 const nullish = <T extends z.ZodType>(schema: T) => schema.nullish();
 
@@ -31,10 +33,25 @@ const samplingFields = {
   return_token_ids: nullish(z.boolean()),
 };
 
-export const TextContentPartSchema = z.looseObject({
-  type: z.literal("text", { error: 'only "text" content parts are supported' }),
-  text: z.string(),
-});
+/**
+ * A content part. Any `type` parses here and a refinement refuses all but "text": a refinement's issue does
+ * not abort, so the content union keeps this branch and `param` names the part's type
+ * (`messages[0].content[1].type`) instead of the whole content.
+ */
+export const TextContentPartSchema = z
+  .looseObject({ type: z.string(), text: z.string().optional() })
+  .superRefine((part, ctx) => {
+    if (part.type !== "text") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["type"],
+        message: 'only "text" content parts are supported (image, audio and file parts are not)',
+        input: part.type,
+      });
+    } else if (part.text === undefined) {
+      ctx.addIssue({ code: "custom", path: ["text"], message: "is required (string)" });
+    }
+  });
 
 export const ChatMessageSchema = z.looseObject({
   role: z.enum(["system", "user", "assistant", "tool", "developer"]),
@@ -55,6 +72,8 @@ export const ChatCompletionRequestSchema = z
     max_completion_tokens: nullish(z.number().int().positive()),
     logprobs: nullish(z.boolean()),
     top_logprobs: nullish(z.number().int().min(0).max(20)),
+    /** Not OpenAI: vLLM's switch for the template's generation prompt, off to continue an assistant turn. */
+    add_generation_prompt: nullish(z.boolean()),
   })
   .superRefine((req, ctx) => {
     if (req.top_logprobs != null && req.logprobs !== true) {
@@ -65,20 +84,23 @@ export const ChatCompletionRequestSchema = z
         input: req.top_logprobs,
       });
     }
+    refuseUnimplementedChat(req, ctx);
   });
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
 
-export const CompletionRequestSchema = z.looseObject({
-  ...samplingFields,
-  prompt: z.union([z.string(), z.array(z.string()), tokenIds, z.array(tokenIds)], {
-    error: "must be a string, a list of strings, a list of token ids, or a list of lists of token ids",
-  }),
-  /** Legacy API: how many top alternatives to return per token, 0..5. */
-  logprobs: nullish(z.number().int().min(0).max(5)),
-  echo: nullish(z.literal(false, { error: "echo is not supported" })),
-  best_of: nullish(z.literal(1, { error: "only best_of = 1 is supported" })),
-  suffix: nullish(z.null({ error: "suffix is not supported" })),
-});
+export const CompletionRequestSchema = z
+  .looseObject({
+    ...samplingFields,
+    prompt: z.union([z.string(), z.array(z.string()), tokenIds, z.array(tokenIds)], {
+      error: "must be a string, a list of strings, a list of token ids, or a list of lists of token ids",
+    }),
+    /** Legacy API: how many top alternatives to return per token, 0..5. */
+    logprobs: nullish(z.number().int().min(0).max(5)),
+    echo: nullish(z.literal(false, { error: "echo is not supported" })),
+    best_of: nullish(z.literal(1, { error: "only best_of = 1 is supported" })),
+    suffix: nullish(z.null({ error: "suffix is not supported" })),
+  })
+  .superRefine((req, ctx) => refuseUnimplementedCompletion(req, ctx));
 export type CompletionRequest = z.infer<typeof CompletionRequestSchema>;
 
 export const FinishReasonSchema = z.enum(["stop", "length", "content_filter", "tool_calls"]);
@@ -262,5 +284,6 @@ export function samplingParams(req: ChatCompletionRequest | CompletionRequest): 
 export function messageText(message: ChatMessage): string {
   if (message.content === null) return "";
   if (typeof message.content === "string") return message.content;
-  return message.content.map((p) => p.text).join("");
+  // the part schema refuses a text part without text, so `?? ""` never fires on a parsed message
+  return message.content.map((p) => p.text ?? "").join("");
 }

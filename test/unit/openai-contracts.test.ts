@@ -102,7 +102,7 @@ describe("ChatCompletionRequestSchema", () => {
     expect(chatProblems(chat({ n: 2 }))).toEqual(["n: only n = 1 is supported; got 2"]);
     const image = { role: "user", content: [{ type: "image_url", image_url: { url: "x" } }] };
     expect(chatProblems(chat({ messages: [image] }))).toEqual([
-      'messages[0].content: must be a string or a list of text parts; got [{"type":"image_url","image_url":{"url":"x"}}]',
+      'messages[0].content[0].type: only "text" content parts are supported (image, audio and file parts are not); got "image_url"',
     ]);
   });
 
