@@ -47,6 +47,8 @@ export interface EngineOptions {
   graph?: GraphKind;
   /** Fused graph only: float16 (default on WebGPU, bf16 checkpoints converted on load) or float32. */
   precision?: Precision;
+  /** Fused graph only: "int4" stores the base linears 4-bit (MatMulNBits, block 32); adapters stay exact. */
+  quantize?: "int4";
   /** Fused graph only: sequences held at once (the batch width of every step); default 32. */
   lanes?: number;
   /** Fused graph only: the longest sequence a lane holds; default min(model max positions, 4096). */
@@ -105,6 +107,10 @@ function checkOptions(o: ModelEngineOptions): void {
   }
   if (o.graph === "primitive" && o.precision === "float16") {
     throw bad("precision", `"float32" with graph "primitive" (float16 needs the fused graph)`, o.precision);
+  }
+  if (o.quantize !== undefined && o.quantize !== "int4") throw bad("quantize", `"int4"`, o.quantize);
+  if (o.quantize && o.graph === "primitive") {
+    throw bad("quantize", `absent with graph "primitive" (int4 needs the fused graph)`, o.quantize);
   }
   if (o.graph === "fused" && o.loraPath === "gather") {
     throw bad("loraPath", `"dense" with graph "fused"`, o.loraPath);
@@ -207,6 +213,7 @@ async function createFusedEngine(
     lora: layout,
     capacity,
     rope: model.rope,
+    quantize: options.quantize ?? null,
   });
   const outputLocation = device === "webgpu" ? presentLocations(model.decoder.numLayers) : undefined;
   const { session } = await createSession(graph, { ...request, outputLocation });

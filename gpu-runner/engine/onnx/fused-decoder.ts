@@ -13,6 +13,7 @@ import type { DecoderSpec, LinearName, LoraLayout, WeightSource } from "./llama-
 import { linearShape, moduleName, transposeMatrix } from "./llama-decoder.ts";
 import { GraphBuilder } from "./graph-builder.ts";
 import { MS_DOMAIN } from "./onnx-proto.ts";
+import { INT4_BLOCK, type Int4Weight, quantizeInt4 } from "./int4.ts";
 import { add, cast, concat, gather, matMul, mul, reshape, sigmoid } from "./ops.ts";
 import { toFloat16 } from "../float16.ts";
 import type { Rope } from "../model/rope.ts";
@@ -27,6 +28,11 @@ export interface FusedDecoderOptions {
   /** Positions each lane's cache holds (the KV buffers' third dim and the rotary tables' length). */
   capacity: number;
   rope: Rope;
+  /**
+   * "int4": the base linears as MatMulNBits (4-bit, block 32, asymmetric, onnx/int4.ts), adapters and
+   * everything else at `precision`, as QLoRA-trained adapters are served. Embeddings and the head stay.
+   */
+  quantize?: "int4" | null;
 }
 
 export const fusedIo = {
@@ -102,10 +108,28 @@ interface Ctx {
 
 /** One MatMul over several linears that read the same input: W_i^T side by side, biases likewise. */
 function fusedLinear(c: Ctx, layer: number, group: LinearName[], x: string, label: string): string {
-  const { g, spec, weights, o } = c;
+  const { spec, o } = c;
   const { inFeatures } = linearShape(spec, group[0] as LinearName);
   const widths = group.map((m) => linearShape(spec, m).outFeatures);
   const total = widths.reduce((a, b) => a + b, 0);
+  const y =
+    o.quantize === "int4"
+      ? int4Linear(c, layer, group, x, label, inFeatures, total)
+      : plainLinear(c, layer, group, x, label, inFeatures, widths, total);
+  return addLora(c, layer, group, widths, x, withBias(c, layer, group, widths, total, label, y));
+}
+
+function plainLinear(
+  c: Ctx,
+  layer: number,
+  group: LinearName[],
+  x: string,
+  label: string,
+  inFeatures: number,
+  widths: number[],
+  total: number,
+): string {
+  const { g, weights, o } = c;
   const weight = g.initializer(
     `model.layers.${layer}.${label}.weight_t`,
     o.precision,
@@ -121,7 +145,69 @@ function fusedLinear(c: Ctx, layer: number, group: LinearName[], x: string, labe
         o.precision,
       ),
   );
-  let y = matMul(g, x, weight);
+  return matMul(g, x, weight);
+}
+
+/** The group's HF weights stacked as rows ([Σ out, in], MatMulNBits' [N, K]), quantized once on demand. */
+function int4Linear(
+  c: Ctx,
+  layer: number,
+  group: LinearName[],
+  x: string,
+  label: string,
+  inFeatures: number,
+  total: number,
+): string {
+  const { g, weights, o } = c;
+  let cached: Int4Weight | null = null;
+  const quantized = () => {
+    if (cached) return cached;
+    const rows = new Float32Array(total * inFeatures);
+    let offset = 0;
+    for (const m of group) {
+      const w = weights.get(`${moduleName(layer, m)}.weight`);
+      rows.set(w, offset);
+      offset += w.length;
+    }
+    cached = quantizeInt4(rows, total, inFeatures);
+    return cached;
+  };
+  const blocks = Math.ceil(inFeatures / INT4_BLOCK);
+  const name = `model.layers.${layer}.${label}`;
+  const packed = g.initializer(
+    `${name}.qweight`,
+    "uint8",
+    [total, blocks, INT4_BLOCK / 2],
+    () => quantized().packed,
+  );
+  const scales = g.initializer(`${name}.scales`, o.precision, [total * blocks], () =>
+    convert(quantized().scales, o.precision),
+  );
+  const zeroPoints = g.initializer(
+    `${name}.qzeros`,
+    "uint8",
+    [total * Math.ceil(blocks / 2)],
+    () => quantized().zeroPoints,
+  );
+  return g.node(
+    "MatMulNBits",
+    [x, packed, scales, zeroPoints],
+    { K: { i: inFeatures }, N: { i: total }, bits: { i: 4 }, block_size: { i: INT4_BLOCK } },
+    1,
+    MS_DOMAIN,
+  )[0] as string;
+}
+
+function withBias(
+  c: Ctx,
+  layer: number,
+  group: LinearName[],
+  widths: number[],
+  total: number,
+  label: string,
+  y: string,
+): string {
+  const { g, spec, weights, o } = c;
   if (group.some((m) => spec.biased.has(m))) {
     const bias = g.initializer(`model.layers.${layer}.${label}.bias`, o.precision, [total], () => {
       const out = new Float32Array(total);
@@ -132,9 +218,9 @@ function fusedLinear(c: Ctx, layer: number, group: LinearName[], x: string, labe
       });
       return convert(out, o.precision);
     });
-    y = add(g, y, bias);
+    return add(g, y, bias);
   }
-  return addLora(c, layer, group, widths, x, y);
+  return y;
 }
 
 /**

@@ -3,7 +3,7 @@
 import { ProtoWriter } from "./proto-writer.ts";
 
 /** TensorProto.DataType values. */
-export const ELEM_TYPES = { float32: 1, int32: 6, int64: 7, bool: 9, float16: 10 } as const;
+export const ELEM_TYPES = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float16: 10 } as const;
 export type ElemType = keyof typeof ELEM_TYPES;
 
 export interface ExternalRef {
