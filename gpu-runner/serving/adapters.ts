@@ -1,9 +1,11 @@
 // Adapter residency: which adapter sits in which engine slot. Slots 1..maxSlots; a slot whose adapter is
 // used by a queued or running request is never overwritten; when all are taken, the least recently used
-// adapter that is neither pinned nor in use is evicted. Identity is the content id (adapterId); a name is
-// an extra handle for vLLM-style `lora_name` and static `--lora name=dir` adapters. The edge's label
-// (`name@version`) is shown only: two tenants may both have a "support@3", so it must never resolve.
-import type { ResidentAdapter } from "../../src/contracts/runner.ts";
+// adapter that is neither pinned nor in use is evicted. Identity is the content id (adapterId); names are
+// extra handles for vLLM-style `lora_name` and static `--lora name=dir` adapters, several per slot when the
+// same content is loaded under several names (one copy of the weights; unloading one name keeps the others).
+// The edge's label (`name@version`) is shown only: two tenants may both have a "support@3", so it must never
+// resolve.
+import { AdapterIdSchema, type ResidentAdapter } from "../../src/contracts/runner.ts";
 import { AppError } from "../../src/errors.ts";
 import type { AdapterWeights, Engine } from "../engine/types.ts";
 import type { RunnerMetrics } from "./metrics.ts";
@@ -31,6 +33,8 @@ export interface LoadInput {
   weights: Uint8Array;
   /** A handle requests may use as `model` (vLLM's lora_name, --lora); unique among resident adapters. */
   name?: string | null;
+  /** Where the files were read from (vLLM's lora_path): the name's `root` in /v1/models. */
+  source?: string | null;
   /** Shown in listings and metrics only (the edge's `name@version`). */
   label?: string | null;
   pinned?: boolean;
@@ -62,9 +66,51 @@ export interface Lease {
  */
 export type AdapterInfo = { adapter_id: string; name: string; label: string };
 
+/** A name requests may use as `model`, and where its files came from. */
+interface Handle {
+  name: string;
+  source: string | null;
+}
+
+/** One model requests may name, as /v1/models lists it. */
+export interface ServedAdapter {
+  id: string;
+  adapterId: string;
+  /** vLLM's `root`: the directory the name was loaded from, or the content id for uploaded bytes. */
+  root: string;
+  loadedAt: number;
+}
+
+/**
+ * The refusal for a `model` that names nothing here. A content id gets 409 adapter_not_loaded: the edge
+ * addresses adapters by content id and answers that code by uploading the weights (docs/architecture.md,
+ * "Cold adapters"). Anything else is a name this runner does not serve: 404 model_not_found, which OpenAI's
+ * SDKs raise as NotFoundError.
+ */
+export function notServed(model: string): AppError {
+  if (AdapterIdSchema.safeParse(model).success) {
+    return new AppError(
+      "adapter_not_loaded",
+      `adapter "${model}" is not loaded on this runner; load it and retry`,
+      { param: "model" },
+    );
+  }
+  return unknownModel(model);
+}
+
+/** 404 model_not_found for a name that is neither the base model nor a loaded adapter. */
+export function unknownModel(model: string): AppError {
+  return new AppError(
+    "model_not_found",
+    `model "${model}" does not exist on this runner: it is neither the base model nor a loaded adapter; GET /v1/models lists what it serves`,
+    { param: "model" },
+  );
+}
+
 interface Entry {
   adapterId: string;
-  name: string | null;
+  /** In the order they were added; the first is the display name. */
+  handles: Handle[];
   label: string | null;
   slot: number;
   rank: number;
@@ -108,14 +154,26 @@ export class AdapterCache {
   info(): AdapterInfo[] {
     return [...this.bySlot.values()]
       .sort((a, b) => a.slot - b.slot)
-      .map((e) => ({ adapter_id: e.adapterId, name: e.name ?? "", label: e.label ?? "" }));
+      .map((e) => ({ adapter_id: e.adapterId, name: this.names(e).join(","), label: e.label ?? "" }));
   }
 
-  /** What requests may name as `model`: the handle name when there is one, else the content id. */
-  servedModels(): { id: string; loadedAt: number }[] {
+  /** What requests may name as `model`: each handle name, or the content id of an adapter without one. */
+  servedModels(): ServedAdapter[] {
     return [...this.bySlot.values()]
       .sort((a, b) => a.slot - b.slot)
-      .map((e) => ({ id: e.name ?? e.adapterId, loadedAt: e.loadedAt }));
+      .flatMap((e) =>
+        e.handles.length === 0
+          ? [this.served(e, e.adapterId, null)]
+          : e.handles.map((h) => this.served(e, h.name, h.source)),
+      );
+  }
+
+  /** One model as /v1/models/{id} shows it: by name, or by content id; null when nothing answers to it. */
+  servedModel(model: string): ServedAdapter | null {
+    const entry = this.lookup(model);
+    if (entry === null) return null;
+    const handle = entry.handles.find((h) => h.name === model) ?? entry.handles[0];
+    return this.served(entry, model, handle?.source ?? null);
   }
 
   /** By content id or by name (never by label). */
@@ -124,18 +182,10 @@ export class AdapterCache {
     return entry === null ? null : this.view(entry);
   }
 
-  /** Holds the adapter's slot for one request; throws adapter_not_loaded when it is not resident. */
+  /** Holds the adapter's slot for one request; throws when it is not resident (see notServed). */
   acquire(model: string): Lease {
     const entry = this.lookup(model);
-    if (entry === null) {
-      throw new AppError(
-        "adapter_not_loaded",
-        `adapter "${model}" is not loaded on this runner; load it and retry`,
-        {
-          param: "model",
-        },
-      );
-    }
+    if (entry === null) throw notServed(model);
     entry.inFlight++;
     entry.lastUsedAt = this.now();
     let released = false;
@@ -195,7 +245,7 @@ export class AdapterCache {
     this.engine.setSlot(slot, prepared.weights);
     const entry: Entry = {
       adapterId: prepared.adapterId,
-      name: input.name ?? null,
+      handles: input.name ? [{ name: input.name, source: input.source ?? null }] : [],
       label: input.label ?? null,
       slot,
       rank: prepared.rank,
@@ -213,11 +263,20 @@ export class AdapterCache {
     return { adapter: this.view(entry), loaded: true, loadMs };
   }
 
-  /** Frees the adapter's slot; refuses while requests use it. */
+  /**
+   * Drops a name, or frees the slot when that was its last name or `model` is the content id; freeing
+   * refuses while requests use the slot. Dropping one of several names leaves the weights and the other
+   * names serving, so it needs no such wait: running requests hold the slot, not the name.
+   */
   unload(model: string): ResidentAdapter {
     const entry = this.lookup(model);
     if (entry === null)
       throw new AppError("not_found", `adapter "${model}" is not loaded`, { param: "lora_name" });
+    const others = entry.handles.filter((h) => h.name !== model);
+    if (model !== entry.adapterId && others.length > 0) {
+      entry.handles = others;
+      return this.view(entry);
+    }
     if (entry.inFlight > 0) {
       throw new AppError(
         "conflict",
@@ -232,21 +291,22 @@ export class AdapterCache {
   private keep(entry: Entry, input: LoadInput): ResidentAdapter {
     if (input.pinned) entry.pinned = true;
     if (input.label && entry.label === null) entry.label = input.label;
-    if (input.name && entry.name === null) {
+    if (input.name && !entry.handles.some((h) => h.name === input.name)) {
       this.checkNameFree(input.name, entry.adapterId);
-      entry.name = input.name;
+      entry.handles.push({ name: input.name, source: input.source ?? null });
     }
     entry.lastUsedAt = this.now();
     return this.view(entry);
   }
 
+  /** A name (or a content id) that resolves to other content is refused, as vLLM refuses a taken lora_name (400). */
   private checkNameFree(name: string | null, adapterId: string): void {
     if (name === null) return;
-    const holder = [...this.bySlot.values()].find((e) => e.name === name);
+    const holder = this.lookup(name);
     if (holder && holder.adapterId !== adapterId) {
       throw new AppError(
-        "conflict",
-        `adapter name "${name}" already names resident adapter ${holder.adapterId}; unload it first`,
+        "invalid_request",
+        `lora_name: "${name}" already names resident adapter ${holder.adapterId}, not these weights (${adapterId}); unload "${name}" first or choose another name`,
         { param: "lora_name" },
       );
     }
@@ -274,14 +334,24 @@ export class AdapterCache {
   }
 
   private lookup(model: string): Entry | null {
-    for (const e of this.bySlot.values()) if (e.adapterId === model || e.name === model) return e;
+    for (const e of this.bySlot.values()) if (e.adapterId === model) return e;
+    for (const e of this.bySlot.values()) if (e.handles.some((h) => h.name === model)) return e;
     return null;
+  }
+
+  private names(e: Entry): string[] {
+    return e.handles.map((h) => h.name);
+  }
+
+  private served(e: Entry, id: string, source: string | null): ServedAdapter {
+    return { id, adapterId: e.adapterId, root: source ?? e.adapterId, loadedAt: e.loadedAt };
   }
 
   private view(e: Entry): ResidentAdapter {
     return {
       adapterId: e.adapterId,
-      name: e.name ?? e.label,
+      name: e.handles[0]?.name ?? e.label,
+      names: this.names(e),
       slot: e.slot,
       rank: e.rank,
       modules: e.modules,

@@ -23,6 +23,8 @@ export interface RunnerConfig {
   maxQueue: number;
   threads: number | undefined;
   runnerToken: string | null;
+  /** /health and /metrics answer without RUNNER_TOKEN. */
+  publicProbes: boolean;
 }
 
 export const RUNNER_ARGS = {
@@ -37,6 +39,12 @@ export const RUNNER_ARGS = {
   "max-batch": { type: "string", default: "32", description: "most sequences decoded together" },
   "max-queue": { type: "string", default: "256", description: "most requests waiting; beyond it 429" },
   threads: { type: "string", description: "onnxruntime intra-op threads" },
+  "public-probes": {
+    type: "string",
+    default: "true",
+    description:
+      "true or false; true (as vLLM): /health and /metrics need no RUNNER_TOKEN. They show adapter names and labels: use false where others can reach the port",
+  },
 } satisfies ArgsDef;
 
 function bad(flag: string, rule: string, value: unknown): AppError {
@@ -105,5 +113,7 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
     maxQueue: int("max-queue", args["max-queue"], 0, 1_000_000),
     threads: args.threads === undefined ? undefined : int("threads", args.threads, 1, 1024),
     runnerToken: env.RUNNER_TOKEN && env.RUNNER_TOKEN.length > 0 ? env.RUNNER_TOKEN : null,
+    publicProbes:
+      oneOf("public-probes", String(args["public-probes"]), ["true", "false"] as const) === "true",
   };
 }

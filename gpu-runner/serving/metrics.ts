@@ -10,7 +10,7 @@ function labelText(labels: Labels): string {
   return parts.length === 0 ? "" : `{${parts.join(",")}}`;
 }
 
-interface Family {
+export interface Family {
   name: string;
   help: string;
   type: "counter" | "gauge" | "histogram";
@@ -60,6 +60,30 @@ export class Gauge implements Family {
   }
 }
 
+/** One series of a labelled gauge. */
+export interface Sample {
+  labels: Labels;
+  value: number;
+}
+
+/** A gauge whose series (label sets and values) are all read when scraped. */
+export class GaugeSeries implements Family {
+  readonly type = "gauge";
+  readonly name: string;
+  readonly help: string;
+  private readonly read: () => Sample[];
+
+  constructor(name: string, help: string, read: () => Sample[]) {
+    this.name = name;
+    this.help = help;
+    this.read = read;
+  }
+
+  render(): string[] {
+    return this.read().map((s) => `${this.name}${labelText(s.labels)} ${s.value}`);
+  }
+}
+
 /**
  * The info idiom (`name{...} 1`): labels that describe a series rather than identify it, joined on an id label
  * at query time. Read when scraped, so it lists exactly what is true now.
@@ -81,19 +105,38 @@ export class Info implements Family {
   }
 }
 
+export interface HistogramOptions {
+  labels?: Labels;
+  /**
+   * Write `le` as Python's prometheus_client does ("1.0", not "1"): a query selecting a bucket by its label
+   * text, written against vLLM, then matches this runner's series too.
+   */
+  pythonLe?: boolean;
+}
+
+/** A bound as Python's repr writes it, for the bounds vLLM uses (below 1e6, so never in exponent form). */
+function pythonFloat(n: number): string {
+  return Number.isInteger(n) ? `${n}.0` : String(n);
+}
+
 export class Histogram implements Family {
   readonly type = "histogram";
   readonly name: string;
   readonly help: string;
   private readonly bounds: number[];
   private readonly counts: number[];
+  /** Labels every series of this histogram carries (vLLM's `model_name`). */
+  private readonly labels: Labels;
+  private readonly le: (bound: number) => string;
   private sum = 0;
   private count = 0;
 
-  constructor(name: string, help: string, bounds: number[]) {
+  constructor(name: string, help: string, bounds: number[], options: HistogramOptions = {}) {
     this.name = name;
     this.help = help;
     this.bounds = bounds;
+    this.labels = options.labels ?? {};
+    this.le = options.pythonLe ? pythonFloat : String;
     this.counts = bounds.map(() => 0);
   }
 
@@ -106,9 +149,11 @@ export class Histogram implements Family {
   }
 
   render(): string[] {
-    const lines = this.bounds.map((b, i) => `${this.name}_bucket{le="${b}"} ${this.counts[i]}`);
-    lines.push(`${this.name}_bucket{le="+Inf"} ${this.count}`);
-    lines.push(`${this.name}_sum ${this.sum}`, `${this.name}_count ${this.count}`);
+    const bucket = (le: string, n: number) => `${this.name}_bucket${labelText({ ...this.labels, le })} ${n}`;
+    const lines = this.bounds.map((b, i) => bucket(this.le(b), this.counts[i] as number));
+    lines.push(bucket("+Inf", this.count));
+    const labels = labelText(this.labels);
+    lines.push(`${this.name}_sum${labels} ${this.sum}`, `${this.name}_count${labels} ${this.count}`);
     return lines;
   }
 }
@@ -125,6 +170,8 @@ export interface RunnerMetrics {
   addGauge(name: string, help: string, read: () => number): void;
   /** Adds an info series read at scrape time: one `name{labels} 1` line per label set. */
   addInfo(name: string, help: string, read: () => Labels[]): void;
+  /** Adds a family built elsewhere (vLLM's series in vllm-metrics.ts); rendered in the order added. */
+  register<F extends Family>(family: F): F;
   render(): string;
 }
 
@@ -156,6 +203,7 @@ export function createMetrics(): RunnerMetrics {
     ),
     addGauge: (name, help, read) => void add(new Gauge(name, help, read)),
     addInfo: (name, help, read) => void add(new Info(name, help, read)),
+    register: add,
     render: () =>
       `${families
         .flatMap((f) => [`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`, ...f.render()])

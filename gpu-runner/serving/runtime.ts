@@ -13,6 +13,7 @@ import type { RunnerConfig } from "./config.ts";
 import type { RunnerDeps } from "./http/deps.ts";
 import { createMetrics } from "./metrics.ts";
 import { Scheduler } from "./scheduler.ts";
+import { createVllmMetrics } from "./vllm-metrics.ts";
 
 export type EngineFactory = (options: {
   modelDir: string;
@@ -52,7 +53,9 @@ type Config = Pick<
   | "maxQueue"
   | "threads"
   | "runnerToken"
->;
+> &
+  // optional so a caller that does not care gets vLLM's default (probes open)
+  Partial<Pick<RunnerConfig, "publicProbes">>;
 
 export async function buildRunner(config: Config, createEngine: EngineFactory): Promise<Runner> {
   // a broken tokenizer.json fails before the engine is built; a missing one means token-ids mode
@@ -68,7 +71,14 @@ export async function buildRunner(config: Config, createEngine: EngineFactory): 
   const tokenizer = textTokenizer ?? createAbsentTokenizer(engine.info.id, engine.info.vocabSize);
   const spec = await baseModelSpecFromConfig(engine.info.id, await readModelConfig(config.model));
   const metrics = createMetrics();
-  const scheduler = new Scheduler({ engine, maxBatch: config.maxBatch, maxQueue: config.maxQueue, metrics });
+  const vllm = createVllmMetrics(metrics, { modelName: engine.info.id, maxLoras: config.maxLoras });
+  const scheduler = new Scheduler({
+    engine,
+    maxBatch: config.maxBatch,
+    maxQueue: config.maxQueue,
+    metrics,
+    observer: vllm.observer,
+  });
   const adapters = new AdapterCache({ engine, prepare: createPrepareAdapter(spec, engine.maxRank), metrics });
   metrics.addGauge("runner_queue_depth", "Requests waiting to join the batch", () => scheduler.queueDepth);
   metrics.addGauge(
@@ -82,8 +92,14 @@ export async function buildRunner(config: Config, createEngine: EngineFactory): 
     "Display names of each resident adapter, by content id (1 per adapter)",
     () => adapters.info(),
   );
+  vllm.watch(scheduler);
   for (const lora of config.loras) {
-    await adapters.load({ ...(await readPeftFiles(lora.path)), name: lora.name, pinned: true });
+    await adapters.load({
+      ...(await readPeftFiles(lora.path)),
+      name: lora.name,
+      source: lora.path,
+      pinned: true,
+    });
   }
   const stopTokenIds = [
     ...new Set([
@@ -93,12 +109,14 @@ export async function buildRunner(config: Config, createEngine: EngineFactory): 
   ];
   const deps: RunnerDeps = {
     modelId: engine.info.id,
+    modelPath: config.model,
     engine,
     tokenizer,
     scheduler,
     adapters,
     metrics,
     runnerToken: config.runnerToken,
+    publicProbes: config.publicProbes ?? true,
     baseModelFingerprint: spec.fingerprint,
     stopTokenIds,
     maxAdapterBytes: maxAdapterBytes(spec, engine.maxRank),

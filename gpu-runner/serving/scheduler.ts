@@ -15,6 +15,11 @@ export interface GenerationRequest {
   slot: number;
   /** Adapter content id metrics count by ("base" for none); never a display name. */
   adapter: string;
+  /**
+   * The name the request asked for its adapter by (its `model`), null for the base: vLLM lists running and
+   * waiting adapters by that name in `vllm:lora_requests_info`. Shown there only, never counted by.
+   */
+  lora?: string | null;
   maxTokens: number;
   sampling: SamplingParams;
   seed: number | null;
@@ -40,6 +45,33 @@ export interface GenerationSink {
   onError(error: Error): void;
 }
 
+/**
+ * What the scheduler reports as requests move, for latency metrics (vLLM's series, vllm-metrics.ts). Times are
+ * seconds measured by the scheduler's clock from when submit() accepted the request.
+ */
+export interface SchedulerObserver {
+  /** A request joined the running batch; its prompt is about to be prefilled. */
+  admitted(req: GenerationRequest): void;
+  /** A token was sampled: `first` with the time since arrival, else the time since the previous token. */
+  sampled(req: GenerationRequest, first: boolean, seconds: number): void;
+  /** A request ended (not by an engine failure) after `seconds` in all. */
+  finished(req: GenerationRequest, reason: FinishReason, seconds: number): void;
+}
+
+/** What the batch and the queue hold now, read by gauges at scrape time. */
+export interface SchedulerSnapshot {
+  /** Requests in the running batch that have not finished. */
+  running: number;
+  waiting: number;
+  /** Adapter names (`lora`) of running and of waiting requests, each once. */
+  runningLoras: string[];
+  waitingLoras: string[];
+  /** Positions held in the KV cache by running requests. */
+  kvTokens: number;
+  /** The most the running batch can hold: maxBatch sequences of the model's context length. */
+  kvCapacity: number;
+}
+
 export interface SchedulerOptions {
   engine: Engine;
   /** Most rows in the running batch. */
@@ -49,6 +81,9 @@ export interface SchedulerOptions {
   /** Most prompt tokens prefilled in one step (longer prompts are prefilled in chunks). */
   prefillTokens?: number;
   metrics?: RunnerMetrics;
+  observer?: SchedulerObserver;
+  /** Monotonic clock in milliseconds for the observer's latencies; performance.now by default. */
+  now?: () => number;
 }
 
 interface Active {
@@ -67,6 +102,9 @@ interface Active {
   cancelled: boolean;
   /** Removes the abort listener, so a long-lived signal does not keep finished requests alive. */
   detach: () => void;
+  /** When submit() accepted it, and when its latest token was sampled (the scheduler's clock, ms). */
+  arrivedAt: number;
+  lastTokenAt: number | null;
 }
 
 function randomSeed(): number {
@@ -79,6 +117,8 @@ export class Scheduler {
   private readonly maxQueue: number;
   private readonly prefillTokens: number;
   private readonly metrics: RunnerMetrics | undefined;
+  private readonly observer: SchedulerObserver | undefined;
+  private readonly now: () => number;
   private readonly waiting: Active[] = [];
   private running: Active[] = [];
   private looping = false;
@@ -98,6 +138,8 @@ export class Scheduler {
     this.maxQueue = options.maxQueue;
     this.prefillTokens = options.prefillTokens ?? 512;
     this.metrics = options.metrics;
+    this.observer = options.observer;
+    this.now = options.now ?? (() => performance.now());
   }
 
   get queueDepth(): number {
@@ -106,6 +148,23 @@ export class Scheduler {
 
   get runningCount(): number {
     return this.running.length;
+  }
+
+  snapshot(): SchedulerSnapshot {
+    const live = this.running.filter((a) => !a.done);
+    const loras = (rows: Active[]) => [
+      ...new Set(rows.flatMap((a) => (a.req.lora == null ? [] : [a.req.lora]))),
+    ];
+    // the last sampled token is fed (and cached) by the next decode step, so it holds no position yet
+    const kvTokens = live.reduce((sum, a) => sum + a.fed + a.generated - (a.pending === null ? 0 : 1), 0);
+    return {
+      running: live.length,
+      waiting: this.waiting.length,
+      runningLoras: loras(live),
+      waitingLoras: loras(this.waiting),
+      kvTokens,
+      kvCapacity: this.maxBatch * this.engine.info.maxPositions,
+    };
   }
 
   /** Queues a request; throws queue_full (429) when the batch and the queue are both full. */
@@ -129,6 +188,8 @@ export class Scheduler {
       done: false,
       cancelled: false,
       detach: () => {},
+      arrivedAt: this.now(),
+      lastTokenAt: null,
     };
     const { signal } = req;
     if (signal?.aborted) {
@@ -191,6 +252,7 @@ export class Scheduler {
       active.seq = this.engine.createSequence(active.req.slot);
       this.running.push(active);
       this.metrics?.promptTokens.inc({ adapter_id: active.req.adapter }, active.req.promptIds.length);
+      this.observer?.admitted(active.req);
     }
   }
 
@@ -258,6 +320,10 @@ export class Scheduler {
     active.generated++;
     active.counts.set(sampled.token, (active.counts.get(sampled.token) ?? 0) + 1);
     this.metrics?.generatedTokens.inc({ adapter_id: req.adapter });
+    const at = this.now();
+    const first = active.lastTokenAt === null;
+    this.observer?.sampled(req, first, (at - (active.lastTokenAt ?? active.arrivedAt)) / 1000);
+    active.lastTokenAt = at;
     if (req.stopTokenIds.includes(sampled.token)) {
       this.finish(active, "stop", sampled.token);
       return;
@@ -286,6 +352,7 @@ export class Scheduler {
       completionTokens: active.generated,
       ...(stopTokenId === undefined ? {} : { stopTokenId }),
     };
+    this.observer?.finished(active.req, finishReason, (this.now() - active.arrivedAt) / 1000);
     try {
       active.sink.onEnd(end);
     } catch {

@@ -50,7 +50,13 @@ export function decodeAdapterConfigHeader(value: string): unknown {
 /** Response to a load, and one entry of the resident listing. */
 export const ResidentAdapterSchema = z.strictObject({
   adapterId: AdapterIdSchema,
+  /** The first name requests may use as `model` (vLLM's lora_name), else the edge's label; display only. */
   name: z.string().nullable(),
+  /**
+   * Every name requests may use as `model`: loading the same content under another name adds one, unloading
+   * a name drops it. Optional so that an edge reads runners from before names were listed.
+   */
+  names: z.array(z.string()).optional(),
   slot: z.number().int().min(1),
   rank: z.number().int().positive(),
   modules: z.number().int().positive(),

@@ -4,12 +4,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adapterId, validateAdapter } from "../../src/adapters/validate.ts";
 import { baseModelSpecFromConfig } from "../../src/contracts/base-model.ts";
-import { ModelListSchema } from "../../src/contracts/openai.ts";
 import {
   AdapterLoadResponseSchema,
   encodeAdapterConfigHeader,
   ResidentAdapterListSchema,
 } from "../../src/contracts/runner.ts";
+import { RunnerModelListSchema } from "../../src/contracts/runner-vllm.ts";
 import { sha256Hex } from "../../src/crypto.ts";
 import { readSafetensors } from "../../src/safetensors.ts";
 import { type DemoDirs, errorOf, makeDemoDirs, startTestRunner, type TestRunner } from "./serve-helpers.ts";
@@ -111,11 +111,11 @@ describe("adapter residency", () => {
     const [a, b] = [await upload("a"), await upload("b")];
     expect((await put(a, { "x-adapter-name": "support@3" })).status).toBe(201);
     expect((await put(b, { "x-adapter-name": "support@3" })).status).toBe(201);
-    expect((await ask("support@3")).status).toBe(409);
+    expect((await ask("support@3")).status).toBe(404);
     expect((await ask(b.id)).status).toBe(200);
     const list = ResidentAdapterListSchema.parse(await (await t.app.request("/v1/adapters")).json());
     expect(list.data.filter((x) => x.name === "support@3").map((x) => x.adapterId)).toEqual([a.id, b.id]);
-    const models = ModelListSchema.parse(await (await t.app.request("/v1/models")).json()).data.map(
+    const models = RunnerModelListSchema.parse(await (await t.app.request("/v1/models")).json()).data.map(
       (m) => m.id,
     );
     expect(models).toContain(b.id);
@@ -123,12 +123,19 @@ describe("adapter residency", () => {
       expect((await t.app.request(`/v1/adapters/${u.id}`, { method: "DELETE" })).status).toBe(200);
   });
 
-  it("answers adapter_not_loaded for a model that is neither the base nor resident", async () => {
+  it("answers model_not_found for a name that is neither the base nor resident", async () => {
     const res = await ask("support@3");
-    expect(res.status).toBe(409);
+    expect(res.status).toBe(404);
     const error = await errorOf(res);
-    expect(error).toMatchObject({ code: "adapter_not_loaded", param: "model" });
+    expect(error).toMatchObject({ code: "model_not_found", type: "not_found_error", param: "model" });
     expect(error.message).toContain("support@3");
+  });
+
+  it("answers adapter_not_loaded (409, the edge's cue to upload) for a content id that is not resident", async () => {
+    const a = await upload("a");
+    const res = await ask(a.id);
+    expect(res.status).toBe(409);
+    expect(await errorOf(res)).toMatchObject({ code: "adapter_not_loaded", param: "model" });
   });
 
   it("loads and unloads by name and path like vLLM", async () => {
@@ -142,7 +149,7 @@ describe("adapter residency", () => {
     expect(missing.status).toBe(400);
     expect((await errorOf(missing)).message).toContain("nowhere");
     expect((await t.post("/v1/unload_lora_adapter", { lora_name: "sql" })).status).toBe(200);
-    expect((await ask("sql")).status).toBe(409);
+    expect((await ask("sql")).status).toBe(404);
     expect((await t.post("/v1/unload_lora_adapter", { lora_name: "sql" })).status).toBe(404);
   });
 
@@ -158,7 +165,7 @@ describe("adapter residency", () => {
     expect((await resident()).sort()).toEqual(["a", "c", "pinned"]);
     expect(t.runner.deps.metrics.adapterEvictions.get()).toBe(before + 1);
     expect((await ask("pinned")).status).toBe(200);
-    const models = ModelListSchema.parse(await (await t.app.request("/v1/models")).json()).data.map(
+    const models = RunnerModelListSchema.parse(await (await t.app.request("/v1/models")).json()).data.map(
       (m) => m.id,
     );
     expect(models.sort()).toEqual(["a", "c", "demo-llama", "pinned"]);

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../../gpu-runner/serving/http/app.ts";
 import { adapterId, validateAdapter } from "../../src/adapters/validate.ts";
 import { baseModelSpecFromConfig } from "../../src/contracts/base-model.ts";
 import { encodeAdapterConfigHeader, RunnerHealthSchema } from "../../src/contracts/runner.ts";
@@ -25,20 +26,31 @@ afterAll(async () => {
 const auth = { authorization: `Bearer ${TOKEN}` };
 
 describe("RUNNER_TOKEN", () => {
-  it("is required on every route, health and metrics included", async () => {
-    for (const path of ["/health", "/metrics", "/v1/models", "/v1/adapters"]) {
+  it("is required on every route but /health and /metrics, which --public-probes opens by default", async () => {
+    for (const path of ["/v1/models", "/v1/adapters", "/version"]) {
       const none = await t.app.request(path);
       expect(none.status, path).toBe(401);
       expect((await errorOf(none)).code).toBe("unauthorized");
       expect((await t.app.request(path, { headers: { authorization: "Bearer wrong" } })).status).toBe(401);
       expect((await t.app.request(path, { headers: auth })).status, path).toBe(200);
     }
+    for (const path of ["/health", "/metrics"]) expect((await t.app.request(path)).status, path).toBe(200);
     const post = await t.app.request("/v1/completions", {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ model: "demo-llama", prompt: "x" }),
     });
     expect(post.status).toBe(401);
+  });
+
+  it("guards /health and /metrics too with --public-probes false", async () => {
+    const closed = createApp({ ...t.runner.deps, publicProbes: false });
+    for (const path of ["/health", "/metrics"]) {
+      const none = await closed.request(path);
+      expect(none.status, path).toBe(401);
+      expect((await errorOf(none)).code).toBe("unauthorized");
+      expect((await closed.request(path, { headers: auth })).status, path).toBe(200);
+    }
   });
 });
 

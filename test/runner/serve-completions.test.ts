@@ -116,7 +116,7 @@ describe("POST /v1/completions", () => {
     const big = await t.post("/v1/completions", { model: "demo-llama", prompt: [9999] });
     expect((await errorOf(big)).message).toMatch(/vocab size 520; got 9999/);
     const unknown = await t.post("/v1/completions", { model: "nope", prompt: "x" });
-    expect(unknown.status).toBe(409);
-    expect((await errorOf(unknown)).code).toBe("adapter_not_loaded");
+    expect(unknown.status).toBe(404);
+    expect(await errorOf(unknown)).toMatchObject({ code: "model_not_found", param: "model" });
   });
 });

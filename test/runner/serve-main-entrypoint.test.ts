@@ -47,9 +47,11 @@ afterAll(async () => {
 });
 
 describe("gpu-runner/serving/main.ts", () => {
-  it("serves chat over HTTP with the static adapter, behind RUNNER_TOKEN", async () => {
+  it("serves chat over HTTP with the static adapter, behind RUNNER_TOKEN (probes open)", async () => {
     expect(log).toContain("demo-llama (llama) on cpu/native");
-    expect((await fetch(`${base}/health`)).status).toBe(401);
+    expect((await fetch(`${base}/v1/models`)).status).toBe(401);
+    // --public-probes defaults to true, as vLLM: probes and scrapers need no token
+    expect((await fetch(`${base}/health`)).status).toBe(200);
     const res = await fetch(`${base}/v1/chat/completions`, {
       method: "POST",
       headers: auth,
@@ -118,6 +120,7 @@ describe("gpu-runner/serving/main.ts", () => {
   it("prints its usage on --help and its version on --version, with no model and no stack trace", async () => {
     for (const [flag, expected] of [
       ["--help", "--max-lora-rank"],
+      ["--help", "--public-probes"],
       ["--version", "lora-edge runner "],
     ] as const) {
       const child = spawn(process.execPath, ["gpu-runner/serving/main.ts", flag], {

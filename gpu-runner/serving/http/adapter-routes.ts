@@ -1,4 +1,5 @@
-// Adapter residency over HTTP: load by content id (edge), vLLM's load/unload by name + path, listing.
+// Adapter residency over HTTP: load by content id (edge), vLLM's load/unload by name + path (a name already
+// taken by other content is refused with 400, as vLLM does), listing.
 import type { Context, Hono } from "hono";
 import { z } from "zod";
 import {
@@ -136,8 +137,15 @@ export function adapterRoutes(app: Hono, deps: RunnerDeps): void {
 
   app.post("/v1/load_lora_adapter", validate("json", LoadLoraSchema), async (c) => {
     const { lora_name: name, lora_path: path } = c.req.valid("json");
+    // requests for the base model's name never reach an adapter, so this name would serve nothing
+    if (name === deps.modelId) {
+      throw new AppError("invalid_request", `lora_name: "${name}" is the base model's name; choose another`, {
+        param: "lora_name",
+      });
+    }
     const files = await deps.readAdapterDir(path);
-    const result = await adapters.load({ ...files, name });
+    // content already resident under another name gains this one as an alias of the same slot
+    const result = await adapters.load({ ...files, name, source: path });
     return c.json(result, result.loaded ? 201 : 200);
   });
 

@@ -5,11 +5,12 @@ import { Hono } from "hono";
 import { AppError, errorEnvelope } from "../../../src/errors.ts";
 import { toAppError } from "../../../src/http/errors.ts";
 import { adapterRoutes } from "./adapter-routes.ts";
-import { bearerAuth } from "./auth.ts";
+import { bearerAuth, PROBE_PATHS } from "./auth.ts";
 import { chatRoutes } from "./chat.ts";
 import { completionRoutes } from "./completions.ts";
 import type { RunnerDeps } from "./deps.ts";
 import { opsRoutes } from "./ops-routes.ts";
+import { vllmRoutes } from "./vllm-routes.ts";
 
 export type { RunnerDeps } from "./deps.ts";
 
@@ -20,11 +21,12 @@ export function createApp(deps: RunnerDeps): Hono {
     c.header("x-request-id", requestId);
     await next();
   });
-  app.use(bearerAuth(deps.runnerToken));
+  app.use(bearerAuth(deps.runnerToken, deps.publicProbes ? PROBE_PATHS : []));
   opsRoutes(app, deps);
   completionRoutes(app, deps);
   chatRoutes(app, deps);
   adapterRoutes(app, deps);
+  vllmRoutes(app, deps);
   app.notFound((c) => {
     const error = new AppError("not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`);
     return c.json(errorEnvelope(error), 404);

@@ -1,12 +1,18 @@
-// RUNNER_TOKEN bearer auth: when a token is configured, every route needs it, /health and /metrics
-// included, since they reveal which adapters a tenant loaded.
+// RUNNER_TOKEN bearer auth: when a token is configured, every route needs it, except the probe paths when
+// --public-probes is on (vLLM's default: its API key guards /v1 only, so health checks and Prometheus
+// scrapers need no secret). Those paths reveal which adapters are loaded, hence the flag to close them.
 import type { MiddlewareHandler } from "hono";
 import { timingSafeEqualString } from "../../../src/crypto.ts";
 import { AppError } from "../../../src/errors.ts";
 
-export function bearerAuth(token: string | null): MiddlewareHandler {
+/** What --public-probes opens. */
+export const PROBE_PATHS: readonly string[] = ["/health", "/metrics"];
+
+export function bearerAuth(token: string | null, publicPaths: readonly string[] = []): MiddlewareHandler {
   return async (c, next) => {
     if (token === null) return next();
+    const read = c.req.method === "GET" || c.req.method === "HEAD";
+    if (read && publicPaths.includes(c.req.path)) return next();
     const header = c.req.header("authorization") ?? "";
     const match = /^Bearer (.+)$/i.exec(header);
     if (!match) {

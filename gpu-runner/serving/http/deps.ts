@@ -15,6 +15,8 @@ export interface AdapterFiles {
 export interface RunnerDeps {
   /** The base model's name as served (`model` selects it). */
   modelId: string;
+  /** The --model directory as given: vLLM's `root` of the base model in /v1/models. */
+  modelPath: string;
   engine: Engine;
   tokenizer: RunnerTokenizer;
   scheduler: Scheduler;
@@ -22,6 +24,8 @@ export interface RunnerDeps {
   metrics: RunnerMetrics;
   /** RUNNER_TOKEN; null serves without auth. */
   runnerToken: string | null;
+  /** /health and /metrics answer without RUNNER_TOKEN (--public-probes, vLLM's behaviour). */
+  publicProbes: boolean;
   baseModelFingerprint: string | null;
   /** Ids that end generation: generation_config's eos ids and the tokenizer's eos token. */
   stopTokenIds: number[];

@@ -26,6 +26,8 @@ export type GenerationEvent =
 export interface GenerationInput {
   promptIds: number[];
   lease: Lease;
+  /** The name the request asked for its adapter by; null for the base (see GenerationRequest.lora). */
+  lora: string | null;
   maxTokens: number;
   sampling: SamplingParams;
   seed: number | null;
@@ -51,6 +53,7 @@ export function startGeneration(
         promptIds: input.promptIds,
         slot: lease.slot,
         adapter: lease.adapterId,
+        lora: input.lora,
         maxTokens: input.maxTokens,
         sampling: input.sampling,
         seed: input.seed,

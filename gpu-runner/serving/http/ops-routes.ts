@@ -1,8 +1,10 @@
-// GET /health, GET /metrics (Prometheus text) and GET /v1/models (the base model and resident adapters).
+// GET /health, GET /metrics (Prometheus text), GET /v1/models and /v1/models/{id} (the base model and
+// resident adapters, as vLLM's model cards).
 import type { Hono } from "hono";
-import type { ModelList, ModelObject } from "../../../src/contracts/openai.ts";
 import type { RunnerHealth } from "../../../src/contracts/runner.ts";
+import type { RunnerModelList } from "../../../src/contracts/runner-vllm.ts";
 import type { RunnerDeps } from "./deps.ts";
+import { modelCard, modelCards } from "./model-cards.ts";
 
 export function opsRoutes(app: Hono, deps: RunnerDeps): void {
   app.get("/health", (c) => {
@@ -28,22 +30,10 @@ export function opsRoutes(app: Hono, deps: RunnerDeps): void {
   );
 
   app.get("/v1/models", (c) => {
-    const created = Math.floor(deps.startedAt / 1000);
-    const base: ModelObject = {
-      id: deps.modelId,
-      object: "model",
-      created,
-      owned_by: "lora-edge",
-      parent: null,
-    };
-    const adapters: ModelObject[] = deps.adapters.servedModels().map((a) => ({
-      id: a.id,
-      object: "model",
-      created: Math.floor(a.loadedAt / 1000),
-      owned_by: "lora-edge",
-      parent: deps.modelId,
-    }));
-    const list: ModelList = { object: "list", data: [base, ...adapters] };
+    const list: RunnerModelList = { object: "list", data: modelCards(deps) };
     return c.json(list);
   });
+
+  // `{id}` may hold slashes: vLLM serves Hugging Face style names such as org/model
+  app.get("/v1/models/:id{.+}", (c) => c.json(modelCard(deps, c.req.param("id"))));
 }

@@ -83,6 +83,7 @@ export function startAll(
       const input: GenerationInput = {
         promptIds,
         lease: leaseFor(deps, req.model),
+        lora: req.model === deps.modelId ? null : req.model,
         maxTokens: Math.min(params.maxTokens ?? options.defaultMaxTokens ?? room, room),
         sampling: {
           temperature: params.temperature,
