@@ -51,13 +51,27 @@ interface EngineConfig {
   label: string;
   graph: "fused" | "primitive";
   precision?: Precision;
+  quantize?: "int4";
 }
 
 const ENGINE_CONFIGS: Record<string, EngineConfig> = {
   primitive: { label: "primitive graph, float32", graph: "primitive" },
   fused32: { label: "fused graph, float32", graph: "fused", precision: "float32" },
   fused16: { label: "fused graph, float16", graph: "fused", precision: "float16" },
+  int4: { label: "fused graph, float16, int4 base", graph: "fused", precision: "float16", quantize: "int4" },
 };
+
+/** The engine options a configuration stands for, with `lanes` rows per step on the fused graph. */
+function graphOptionsOf(config: EngineConfig, lanes: number) {
+  return config.graph === "fused"
+    ? {
+        graph: "fused" as const,
+        precision: config.precision,
+        lanes,
+        ...(config.quantize ? { quantize: config.quantize } : {}),
+      }
+    : { graph: "primitive" as const };
+}
 
 function ensureModel(dir: string, shape: SyntheticModelOptions, adapters: number): void {
   if (!existsSync(join(dir, "config.json"))) writeSyntheticModel(dir, shape);
@@ -84,6 +98,7 @@ interface EngineChoice {
   graph: "fused" | "primitive";
   precision?: Precision;
   lanes?: number;
+  quantize?: "int4";
 }
 
 async function profileMixed(model: HfModel, o: EngineChoice, adapters: number, w: Workload): Promise<string> {
@@ -147,7 +162,7 @@ const command = defineCommand({
     skipSwap: { type: "boolean", default: false, description: "skip the merge-and-swap baseline" },
     engines: {
       type: "string",
-      description: `comma-separated engines to measure: ${Object.keys(ENGINE_CONFIGS).join(", ")} (default: primitive and fused16 on webgpu, primitive on cpu, where the fused graph is slower: BENCHMARKS.md)`,
+      description: `comma-separated engines to measure: ${Object.keys(ENGINE_CONFIGS).join(", ")} (default: primitive, fused16 and int4 on webgpu, primitive on cpu, where the fused graph is slower: BENCHMARKS.md)`,
     },
     hostFeeds: {
       type: "boolean",
@@ -178,16 +193,15 @@ const command = defineCommand({
       readPeftDir(join(dir, "adapters", `a${k}`), model.spec),
     );
     const o = { device, backend, threads, hostFeeds: args.hostFeeds };
-    const configs = parseEngines(args.engines ?? (device === "webgpu" ? "primitive,fused16" : "primitive"));
+    const configs = parseEngines(
+      args.engines ?? (device === "webgpu" ? "primitive,fused16,int4" : "primitive"),
+    );
     const scenarios: Scenario[] = [];
     const groups: { config: EngineConfig; names: Record<string, string> }[] = [];
     const engines: Engine[] = [];
     const builds: string[] = [];
     for (const config of configs) {
-      const graphOptions =
-        config.graph === "fused"
-          ? { graph: "fused" as const, precision: config.precision, lanes: w.batch }
-          : { graph: "primitive" as const };
+      const graphOptions = graphOptionsOf(config, w.batch);
       const plain = await createEngineFromModel(model, { ...o, ...graphOptions, maxSlots: 0, maxRank: 1 });
       engines.push(plain);
       const baseName = `${config.label}: base, no-LoRA graph`;
@@ -233,23 +247,19 @@ const command = defineCommand({
     if (!args.skipSwap) rows.push(await swapRow(model, adapters, w, o));
     const base = (rows[0] as Row).tps;
     const best = Math.max(...rows.filter((r) => r.name.includes("mixed")).map((r) => r.tps));
-    const profileConfig = configs.at(-1) as EngineConfig;
-    const profile =
-      args.profile || best < 0.9 * base
-        ? await profileMixed(
-            model,
-            {
-              ...o,
-              maxSlots,
-              loraPath: "dense",
-              ...(profileConfig.graph === "fused"
-                ? { graph: "fused", precision: profileConfig.precision, lanes: w.batch }
-                : { graph: "primitive" }),
-            },
-            w.batch,
-            w,
-          )
-        : null;
+    // Profiles cost an engine build each: every configuration when asked, else the last one when mixed lags.
+    const profiled = args.profile ? configs : best < 0.9 * base ? [configs.at(-1) as EngineConfig] : [];
+    const profiles: string[] = [];
+    for (const config of profiled) {
+      const summary = await profileMixed(
+        model,
+        { ...o, maxSlots, loraPath: "dense", ...graphOptionsOf(config, w.batch) },
+        w.batch,
+        w,
+      );
+      profiles.push("", `Per-op profile of the mixed batch, ${config.label} (ORT kernel time):`, "", summary);
+    }
+    const agreement = configs.some((c) => c.quantize) ? await int4Agreement(model, o, configs, w.batch) : [];
     model.weights.close();
     const body = [
       ...header(args, { device, backend, threads, w, maxSlots, loadBefore, builds }),
@@ -258,9 +268,8 @@ const command = defineCommand({
       "All scenarios:",
       "",
       table(rows, base),
-      ...(profile
-        ? ["", `Per-op profile of the mixed batch, ${profileConfig.label} (ORT kernel time):`, "", profile]
-        : []),
+      ...agreement,
+      ...profiles,
     ].join("\n");
     console.log(`\n${body}`);
     const suffix = maxSlots === w.batch ? "" : `:slots${maxSlots}`;
@@ -285,6 +294,67 @@ function loraScenarios(engine: Engine, label: string, w: Workload): Scenario[] {
       run: () => generate(engine, mixedSlots, w),
     },
   ];
+}
+
+/**
+ * The int4 base's accuracy cost: teacher-forced next-token predictions of the int4 engine against the same
+ * graph in float16 (no adapter) over a fixed token stream per lane: top-1 agreement and the mean absolute
+ * difference of the reference top-1 token's log-probability.
+ */
+async function int4Agreement(
+  model: HfModel,
+  o: { device: Device; backend: Backend; threads: number; hostFeeds: boolean },
+  configs: EngineConfig[],
+  lanes: number,
+): Promise<string[]> {
+  const quantized = configs.find((c) => c.quantize) as EngineConfig;
+  const reference = { ...quantized, quantize: undefined, label: "fused graph, float16" };
+  const positions = 64;
+  const make = (c: EngineConfig) =>
+    createEngineFromModel(model, { ...o, ...graphOptionsOf(c, lanes), maxSlots: 0, maxRank: 1 });
+  const predictions: Float32Array[][][] = [];
+  for (const config of [reference, quantized]) {
+    const engine = await make(config);
+    const seqs = Array.from({ length: lanes }, () => engine.createSequence(0));
+    const perStep: Float32Array[][] = [];
+    for (let t = 0; t < positions; t++) {
+      const tokens = (lane: number) => [3 + ((lane * 7919 + t * 104729) % (model.spec.vocabSize - 3))];
+      perStep.push(await engine.step(seqs.map((seq, lane) => ({ seq, tokens: tokens(lane) }))));
+    }
+    await engine.dispose();
+    predictions.push(perStep);
+  }
+  let agree = 0;
+  let total = 0;
+  let deltaSum = 0;
+  const [ref, q] = predictions as [Float32Array[][], Float32Array[][]];
+  for (const [t, rows] of ref.entries()) {
+    for (const [lane, logits] of rows.entries()) {
+      const other = (q[t] as Float32Array[])[lane] as Float32Array;
+      const top = argmaxOf(logits);
+      if (argmaxOf(other) === top) agree += 1;
+      deltaSum += Math.abs(logprobOf(logits, top) - logprobOf(other, top));
+      total += 1;
+    }
+  }
+  return [
+    "",
+    `int4 base against float16, no adapter, ${lanes} lanes × ${positions} teacher-forced positions of a fixed token stream: top-1 agreement ${((100 * agree) / total).toFixed(1)}%, mean |Δ log p(top-1)| ${(deltaSum / total).toFixed(4)}.`,
+  ];
+}
+
+function argmaxOf(values: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if ((values[i] as number) > (values[best] as number)) best = i;
+  return best;
+}
+
+function logprobOf(values: Float32Array, index: number): number {
+  let max = Number.NEGATIVE_INFINITY;
+  for (const v of values) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of values) sum += Math.exp(v - max);
+  return (values[index] as number) - max - Math.log(sum);
 }
 
 function parseEngines(value: string): EngineConfig[] {
