@@ -21,6 +21,8 @@ export type EngineFactory = (options: {
   backend: RunnerConfig["backend"];
   maxSlots: number;
   maxRank: number;
+  /** Sequences held at once (the fused graph's lanes). */
+  lanes?: number;
   threads?: number;
 }) => Promise<Engine>;
 
@@ -66,6 +68,8 @@ export async function buildRunner(config: Config, createEngine: EngineFactory): 
     backend: config.backend,
     maxSlots: config.maxLoras,
     maxRank: config.maxLoraRank,
+    // the fused graph (WebGPU's default) holds one lane per running sequence
+    lanes: config.maxBatch,
     ...(config.threads === undefined ? {} : { threads: config.threads }),
   });
   const tokenizer = textTokenizer ?? createAbsentTokenizer(engine.info.id, engine.info.vocabSize);
