@@ -2,7 +2,7 @@
 // inputs, so writing a slot never rebuilds the session), and picks how stacks and KV caches reach the device
 // (lora-feeds.ts, kv-feeds.ts). The per-step work lives in ort-engine.ts.
 import { AppError } from "../../src/errors.ts";
-import { FusedEngine } from "./fused-engine.ts";
+import { FusedEngine, mergeGraph } from "./fused-engine.ts";
 import { KV_FEEDERS, outputLocations } from "./kv-feeds.ts";
 import { LORA_FEEDS } from "./lora-feeds.ts";
 import { LoraSlots } from "./lora-slots.ts";
@@ -217,6 +217,13 @@ async function createFusedEngine(
   });
   const outputLocation = device === "webgpu" ? presentLocations(model.decoder.numLayers) : undefined;
   const { session } = await createSession(graph, { ...request, outputLocation });
+  const d = model.decoder;
+  const merge = (
+    await createSession(
+      mergeGraph(d.numLayers, precision, { kvHeads: d.numKvHeads, capacity, headDim: d.headDim }),
+      { ...request, profile: undefined, outputLocation: device === "webgpu" ? "gpu-buffer" : undefined },
+    )
+  ).session;
   const info: ModelInfo = {
     id: model.id,
     architecture: model.spec.architecture,
@@ -232,6 +239,7 @@ async function createFusedEngine(
   return new FusedEngine({
     ort,
     session,
+    merge,
     model,
     info,
     device,

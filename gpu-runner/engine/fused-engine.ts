@@ -4,20 +4,24 @@
 //
 // GroupQueryAttention takes two kinds of step for a batch wider than one: a first prompt (every lane's cache
 // empty; rows right-padded, written from position 0) and decode (one token per lane, written at the lane's
-// length). A prompt that arrives while other lanes hold caches is therefore fed one token per step with the
-// others' lanes idle (docs/decisions/0006-fused-webgpu-decoder.md says what that costs and what would lift it).
+// length). A prompt that arrives while other lanes hold caches therefore runs alone, as a first prompt of
+// batch 1 on its own buffer, and is merged into its lane on the device; a later chunk of a prompt is fed
+// one token per step (docs/decisions/0006-fused-webgpu-decoder.md).
 import { AppError } from "../../src/errors.ts";
 import { toFloat16 } from "./float16.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
 import type { LoraSlots } from "./lora-slots.ts";
 import type { HfModel } from "./model/hf-model.ts";
 import { fusedIo, type Precision } from "./onnx/fused-decoder.ts";
+import { GraphBuilder } from "./onnx/graph-builder.ts";
 import type { Ort, OrtTensor, Session } from "./ort-backend.ts";
 import type { AdapterWeights, Backend, Device, Engine, ModelInfo, SequenceId, StepRow } from "./types.ts";
 
 export interface FusedEngineParts {
   ort: Ort;
   session: Session;
+  /** The lane-merge session (`mergeGraph`), on the same device. */
+  merge: Session;
   model: HfModel;
   info: ModelInfo;
   device: Device;
@@ -37,6 +41,31 @@ interface Lane {
   slot: number;
   /** Real tokens cached in this lane. */
   length: number;
+}
+
+const MERGE_MASK = "lane_mask";
+
+/**
+ * lanes' := where(lane_mask, row, lanes) for every layer's key and value buffers: row [1, KVH, C, D] broadcast
+ * over the lanes, lane_mask [lanes, 1, 1, 1] true at the target lane only. Outputs are named as the decode
+ * graph's past inputs, so they are fed straight back.
+ */
+export function mergeGraph(
+  layers: number,
+  precision: Precision,
+  dims: { kvHeads: number; capacity: number; headDim: number },
+): GraphBuilder {
+  const g = new GraphBuilder();
+  const mask = g.input(MERGE_MASK, "bool", ["lanes", 1, 1, 1]);
+  const laneDims = ["lanes", dims.kvHeads, dims.capacity, dims.headDim];
+  for (let l = 0; l < layers; l++) {
+    for (const name of [fusedIo.pastKey(l), fusedIo.pastValue(l)]) {
+      const lanes = g.input(`lanes.${name}`, precision, laneDims);
+      const row = g.input(`row.${name}`, precision, [1, dims.kvHeads, dims.capacity, dims.headDim]);
+      g.output(name, g.op("Where", [mask, row, lanes]), precision, laneDims);
+    }
+  }
+  return g;
 }
 
 const invalid = (message: string, param?: string) => new AppError("invalid_request", message, { param });
@@ -82,6 +111,54 @@ class KvLanes {
 
   feeds(): Record<string, OrtTensor> {
     return this.past;
+  }
+
+  private rowZeroFeeds: Record<string, OrtTensor> | null = null;
+
+  /** Zero past buffers of batch 1, for a row prefilled alone (fed, never bound: the op copies them). */
+  rowZeros(): Record<string, OrtTensor> {
+    if (!this.rowZeroFeeds) {
+      const dims = [1, ...this.dims.slice(1)];
+      const size = dims.reduce((a, b) => a * b, 1);
+      const data = this.precision === "float16" ? new Uint16Array(size) : new Float32Array(size);
+      const tensor = new this.ort.Tensor(this.precision, data, dims);
+      this.rowZeroFeeds = {};
+      for (let l = 0; l < this.layers; l++) {
+        this.rowZeroFeeds[fusedIo.pastKey(l)] = tensor;
+        this.rowZeroFeeds[fusedIo.pastValue(l)] = tensor;
+      }
+    }
+    return this.rowZeroFeeds;
+  }
+
+  /** Copies a batch-1 run's present buffers into `lane` of every layer's buffers; the result replaces them. */
+  async merge(merge: Session, row: Record<string, OrtTensor>, lane: number, width: number): Promise<void> {
+    const laneMask = new Uint8Array(width);
+    laneMask[lane] = 1;
+    const feeds: Record<string, OrtTensor> = {
+      [MERGE_MASK]: new this.ort.Tensor("bool", laneMask, [width, 1, 1, 1]),
+    };
+    for (let l = 0; l < this.layers; l++) {
+      for (const [past, present] of [
+        [fusedIo.pastKey(l), fusedIo.presentKey(l)],
+        [fusedIo.pastValue(l), fusedIo.presentValue(l)],
+      ] as const) {
+        feeds[`lanes.${past}`] = this.past[past] as OrtTensor;
+        feeds[`row.${past}`] = row[present] as OrtTensor;
+      }
+    }
+    const merged = (await merge.run(feeds)) as Record<string, OrtTensor>;
+    if (this.device !== "cpu") {
+      for (let l = 0; l < this.layers; l++) {
+        row[fusedIo.presentKey(l)]?.dispose();
+        row[fusedIo.presentValue(l)]?.dispose();
+      }
+    }
+    const next: Record<string, OrtTensor> = {};
+    for (const name of Object.keys(this.past)) next[name] = merged[name] as OrtTensor;
+    if (this.resident) for (const t of Object.values(this.past)) t.dispose();
+    this.past = next;
+    this.resident = this.device !== "cpu";
   }
 
   fetches(): Record<string, OrtTensor | null> {
@@ -215,11 +292,23 @@ export class FusedEngine implements Engine {
           firstPrompt,
         );
       }
-      // Lanes hold caches and a row brings several tokens: one token per step (see the header).
+      // Lanes hold caches: a fresh row's prompt runs alone (batch 1, its own buffer) and is merged into its
+      // lane; a later chunk of a prompt goes one token per step (see the header); single tokens decode.
       const out: Float32Array[] = new Array(rows.length);
-      const longest = Math.max(...rows.map((r) => r.tokens.length));
-      for (let t = 0; t < longest; t++) {
-        const live = rows.flatMap((r, i) => (t < r.tokens.length ? [i] : []));
+      const decode: number[] = [];
+      const chunked: number[] = [];
+      for (const [i, r] of rows.entries()) {
+        const lane = this.lanes[lanes[i] as number] as Lane;
+        if (r.tokens.length === 1) decode.push(i);
+        else if (lane.length === 0) out[i] = await this.prefillAlone(r.tokens, lanes[i] as number);
+        else chunked.push(i);
+      }
+      const longest = Math.max(0, ...chunked.map((i) => (rows[i] as StepRow).tokens.length));
+      for (let t = 0; t < Math.max(longest, decode.length > 0 ? 1 : 0); t++) {
+        const live = [
+          ...(t === 0 ? decode : []),
+          ...chunked.filter((i) => t < (rows[i] as StepRow).tokens.length),
+        ];
         const logits = await this.run(
           live.map((i) => [(rows[i] as StepRow).tokens[t] as number]),
           live.map((i) => lanes[i] as number),
@@ -294,17 +383,44 @@ export class FusedEngine implements Engine {
     }
   }
 
-  /** [lanes, 1, S·R]: 1 on the R columns of each lane's slot; idle lanes and slot 0 all zero. */
-  private slotMask(): OrtTensor {
+  /**
+   * A fresh row's prompt as a first prompt of batch 1 on a zero buffer of its own, then its cache copied into
+   * its lane of every layer's buffers on the device (one Where per buffer, `mergeGraph`).
+   */
+  private async prefillAlone(tokens: number[], lane: number): Promise<Float32Array> {
+    const { ort, session } = this.parts;
+    const seq = tokens.length;
+    const feeds: Record<string, OrtTensor> = {
+      [fusedIo.inputIds]: new ort.Tensor("int64", BigInt64Array.from(tokens, BigInt), [1, seq]),
+      [fusedIo.seqlensK]: new ort.Tensor("int32", Int32Array.of(seq - 1), [1]),
+      [fusedIo.totalLength]: new ort.Tensor("int32", Int32Array.of(seq), []),
+      [fusedIo.logitRows]: new ort.Tensor("int64", BigInt64Array.of(BigInt(seq - 1)), [1]),
+      ...this.kv.rowZeros(),
+      ...(await this.parts.loraFeeds?.get()),
+    };
+    const slot = (this.lanes[lane] as Lane).slot;
+    if (this.parts.slots) feeds[fusedIo.slotMask] = this.slotMask([slot]);
+    const fetches: Record<string, null> = { [fusedIo.logits]: null };
+    for (let l = 0; l < this.parts.model.decoder.numLayers; l++) {
+      fetches[fusedIo.presentKey(l)] = null;
+      fetches[fusedIo.presentValue(l)] = null;
+    }
+    const out = (await session.run(feeds, fetches)) as Record<string, OrtTensor>;
+    await this.kv.merge(this.parts.merge, out, lane, this.lanes.length);
+    (this.lanes[lane] as Lane).length = seq;
+    return (out[fusedIo.logits]?.data as Float32Array).slice(0, this.info.vocabSize);
+  }
+
+  /** [rows, 1, S·R]: 1 on the R columns of each row's slot (default: every lane's); slot 0 all zero. */
+  private slotMask(rowSlots: number[] = this.lanes.map((l) => l?.slot ?? 0)): OrtTensor {
     const layout = (this.parts.slots as LoraSlots).layout;
     const columns = layout.maxSlots * layout.maxRank;
-    const mask = new Float32Array(this.lanes.length * columns);
-    this.lanes.forEach((lane, b) => {
-      const slot = lane?.slot ?? 0;
+    const mask = new Float32Array(rowSlots.length * columns);
+    rowSlots.forEach((slot, b) => {
       if (slot > 0)
         mask.fill(1, b * columns + (slot - 1) * layout.maxRank, b * columns + slot * layout.maxRank);
     });
-    const dims = [this.lanes.length, 1, columns];
+    const dims = [rowSlots.length, 1, columns];
     return this.parts.precision === "float16"
       ? new this.parts.ort.Tensor("float16", toFloat16(mask), dims)
       : new this.parts.ort.Tensor("float32", mask, dims);
@@ -315,6 +431,7 @@ export class FusedEngine implements Engine {
     this.kv.dispose();
     await this.parts.loraFeeds?.dispose();
     await this.parts.session.release();
+    await this.parts.merge.release();
     this.bySeq.clear();
   }
 }

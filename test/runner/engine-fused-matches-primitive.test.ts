@@ -1,7 +1,8 @@
 // The fused decoder (GroupQueryAttention over fixed lanes with in-place KV buffers, SkipSimplifiedLayer-
 // Normalization, packed q/k/v and gate/up) is the primitive graph's math with other kernels: in float32 on
-// CPU both engines give the same logits for mixed batches whose rows join (as a first prompt, or one token
-// per step while other lanes hold caches), decode and leave, on all three model families.
+// CPU both engines give the same logits for mixed batches whose rows join (as a first prompt, or prefilled
+// alone and merged into their lane while other lanes hold caches, or in chunks), decode and leave, on all
+// three model families.
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -91,6 +92,35 @@ describe.each(["tiny-llama", "tiny-llama3", "tiny-qwen2"])("fused decoder on %s"
       }
     }
     expect((fused as FusedEngine).kvMode).toBe("in-place");
+  });
+
+  it("gives the primitive graph's logits for a prompt fed in chunks while another lane decodes", async () => {
+    const run = async (engine: Engine) => {
+      const other = engine.createSequence(1);
+      const [first] = await engine.step([{ seq: other, tokens: prompt(4, 8) }]);
+      const seq = engine.createSequence(2);
+      const tokens = prompt(9, 9);
+      const out = [first as Float32Array];
+      out.push(...(await engine.step([{ seq, tokens: tokens.slice(0, 4) }])));
+      out.push(
+        ...(await engine.step([
+          { seq, tokens: tokens.slice(4) },
+          { seq: other, tokens: [argmax(first as Float32Array)] },
+        ])),
+      );
+      out.push(
+        ...(await engine.step([
+          { seq, tokens: [5] },
+          { seq: other, tokens: [6] },
+        ])),
+      );
+      engine.release(seq);
+      engine.release(other);
+      return out;
+    };
+    const [f, p] = [await run(fused), await run(primitive)];
+    expect(f.length).toBe(6);
+    for (const [i, l] of f.entries()) expect(relativeError(l, p[i] as Float32Array)).toBeLessThan(TOLERANCE);
   });
 
   it("adapters change the output (so the agreement above is not trivial)", async () => {
