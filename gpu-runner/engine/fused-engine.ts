@@ -408,7 +408,7 @@ export class FusedEngine implements Engine {
     const out = (await session.run(feeds, fetches)) as Record<string, OrtTensor>;
     await this.kv.merge(this.parts.merge, out, lane, this.lanes.length);
     (this.lanes[lane] as Lane).length = seq;
-    return (out[fusedIo.logits]?.data as Float32Array).slice(0, this.info.vocabSize);
+    return ((out[fusedIo.logits] as OrtTensor).data as Float32Array).slice(0, this.info.vocabSize);
   }
 
   /** [rows, 1, S·R]: 1 on the R columns of each row's slot (default: every lane's); slot 0 all zero. */
