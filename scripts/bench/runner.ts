@@ -3,7 +3,8 @@
 // (every row a different adapter) on each LoRA path (dense, gather), beside a no-LoRA graph and a
 // merge-and-swap baseline. Prints a table; `--write FILE` also puts it into that markdown file between this
 // configuration's markers.
-import { existsSync, readdirSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineCommand, runMain } from "citty";
@@ -164,6 +165,12 @@ const command = defineCommand({
       type: "string",
       description: `comma-separated engines to measure: ${Object.keys(ENGINE_CONFIGS).join(", ")} (default: primitive, fused16 and int4 on webgpu, primitive on cpu, where the fused graph is slower: BENCHMARKS.md)`,
     },
+    peers: {
+      type: "string",
+      description:
+        "comma-separated peers measured in the same run, after our engines: torch (scripts/bench/torch_decoder.py, eager and CUDA graph), peft (scripts/bench/peft_generate.py)",
+    },
+    peerRepeats: { type: "string", default: "3", description: "runs per peer scenario (median)" },
     hostFeeds: {
       type: "boolean",
       default: false,
@@ -259,11 +266,15 @@ const command = defineCommand({
       );
       profiles.push("", `Per-op profile of the mixed batch, ${config.label} (ORT kernel time):`, "", summary);
     }
+    const peers = args.peers
+      ? runPeers(args.peers, dir, w, Number(args.peerRepeats), mixedOf(groups, rows))
+      : [];
     const agreement = configs.some((c) => c.quantize) ? await int4Agreement(model, o, configs, w.batch) : [];
     model.weights.close();
     const body = [
       ...header(args, { device, backend, threads, w, maxSlots, loadBefore, builds }),
       summary(groups, rows),
+      ...peers,
       "",
       "All scenarios:",
       "",
@@ -355,6 +366,81 @@ function logprobOf(values: Float32Array, index: number): number {
   let sum = 0;
   for (const v of values) sum += Math.exp(v - max);
   return (values[index] as number) - max - Math.log(sum);
+}
+
+/** Our best mixed and base figures, for the peers' ratios. */
+function mixedOf(groups: { config: EngineConfig; names: Record<string, string> }[], rows: Row[]) {
+  const byName = new Map(rows.map((r) => [r.name, r.tps]));
+  let best = { label: "", mixed: 0, base: 0 };
+  for (const { config, names } of groups) {
+    const mixed = byName.get(names.mixed ?? "") ?? 0;
+    if (mixed > best.mixed) best = { label: config.label, mixed, base: byName.get(names.base ?? "") ?? 0 };
+  }
+  return best;
+}
+
+interface PeerScenario {
+  tokens_per_s: number;
+  decode_step_ms: number;
+}
+
+/**
+ * Runs the Python peers on the same model folder and workload, one after the other (our engines are
+ * disposed by then, so the GPU is theirs alone), and prints their rows beside our best mixed engine.
+ */
+function runPeers(
+  list: string,
+  modelDir: string,
+  w: Workload,
+  repeats: number,
+  ours: { label: string; mixed: number; base: number },
+): string[] {
+  const common = ["--model-dir", modelDir, "--batch", String(w.batch), "--prompt", String(w.promptTokens)];
+  common.push("--new", String(w.newTokens), "--adapters", String(w.batch), "--repeats", String(repeats));
+  const lines = [
+    "",
+    `Peers in the same run, on the same model folder and workload (ratio: ours = ${ours.label}, mixed ${ours.mixed.toFixed(0)} tokens/s):`,
+    "",
+    "| peer | base tokens/s | one adapter | mixed | batch 1: ms per token | ours ÷ peer (mixed) |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  const row = (name: string, s: Record<string, PeerScenario>, batch1: number | undefined) => {
+    const [base, one, mixed] = [s.base, s.one, s.mixed] as [PeerScenario, PeerScenario, PeerScenario];
+    lines.push(
+      `| ${name} | ${base.tokens_per_s.toFixed(0)} | ${one.tokens_per_s.toFixed(0)} | ${mixed.tokens_per_s.toFixed(0)} | ${batch1?.toFixed(1) ?? "–"} | ${(ours.mixed / mixed.tokens_per_s).toFixed(2)} |`,
+    );
+  };
+  for (const peer of list.split(",")) {
+    const script = { torch: "torch_decoder.py", peft: "peft_generate.py" }[peer];
+    if (!script) throw new Error(`--peers: unknown peer "${peer}" (known: torch, peft)`);
+    const out = join(tmpdir(), `lora-edge-peer-${process.pid}-${peer}.json`);
+    // From the project root, as the bench runs both from a checkout and bundled in dist/ (bench:bundle).
+    const path = join("scripts", "bench", script);
+    if (!existsSync(path)) throw new Error(`--peers ${peer}: ${path} not found (run from the project root)`);
+    execFileSync("python3", [path, ...common, "--json", out], {
+      stdio: "inherit",
+      env: { ...process.env, PYTHONUNBUFFERED: "1" },
+    });
+    const result = JSON.parse(readFileSync(out, "utf8"));
+    rmSync(out, { force: true });
+    const versions = `torch ${result.torch}${result.transformers ? `, transformers ${result.transformers}, peft ${result.peft}` : ""}, ${result.dtype}`;
+    if (peer === "torch") {
+      for (const [mode, label] of [
+        ["eager", "compact PyTorch decoder, eager"],
+        ["graph", "compact PyTorch decoder, decode step in a CUDA graph"],
+      ] as const) {
+        const m = result.modes?.[mode];
+        if (m) row(`${label} (${versions})`, m, m.batch1_base_decode_ms_per_token);
+      }
+    } else {
+      row(
+        `HF transformers + PEFT generate(adapter_names=…) (${versions})`,
+        result.scenarios,
+        result.batch1_base_decode_ms_per_token,
+      );
+    }
+  }
+  return lines;
 }
 
 function parseEngines(value: string): EngineConfig[] {
