@@ -160,6 +160,10 @@ const command = defineCommand({
       default: false,
       description: "always profile the mixed batch (else only when mixed < 0.9 × base)",
     },
+    profileEngines: {
+      type: "string",
+      description: "with --profile: which engines to profile (default: all measured)",
+    },
     skipSwap: { type: "boolean", default: false, description: "skip the merge-and-swap baseline" },
     engines: {
       type: "string",
@@ -255,7 +259,13 @@ const command = defineCommand({
     const base = (rows[0] as Row).tps;
     const best = Math.max(...rows.filter((r) => r.name.includes("mixed")).map((r) => r.tps));
     // Profiles cost an engine build each: every configuration when asked, else the last one when mixed lags.
-    const profiled = args.profile ? configs : best < 0.9 * base ? [configs.at(-1) as EngineConfig] : [];
+    const profiled = args.profile
+      ? args.profileEngines
+        ? parseEngines(args.profileEngines)
+        : configs
+      : best < 0.9 * base
+        ? [configs.at(-1) as EngineConfig]
+        : [];
     const profiles: string[] = [];
     for (const config of profiled) {
       const summary = await profileMixed(
