@@ -1,12 +1,15 @@
 // `npm run publish-adapter -- <peft-dir> --name <name> --base <base-model-id> [--alias prod] [--dry-run]`
 // Validates the adapter locally with the same code the edge runs, uploads the weights (multipart above a
 // threshold), publishes a version and prints it. A refusal exits non-zero with the edge's message.
+import { createReadStream } from "node:fs";
 import { defineCommand } from "citty";
 import { SingleBar } from "cli-progress";
 import { createEdgeClient, EdgeError } from "../cli/edge-client.ts";
 import { runChecked } from "../cli/flags.ts";
 import { openPeftDir, type PeftDir, sha256File } from "../gpu-runner/engine/model/peft-dir.ts";
+import { nonFiniteProblemsOf } from "../src/adapters/finite-weights.ts";
 import { validateAdapter } from "../src/adapters/validate.ts";
+import { problemsError } from "../src/contracts/issues.ts";
 import { AppError } from "../src/errors.ts";
 
 const MiB = 1024 * 1024;
@@ -94,6 +97,14 @@ const command = defineCommand({
         header: dir.header,
         spec: base.spec,
       });
+      // The header check above cannot see values: NaN or ±Inf weights are refused here, before any upload.
+      const nonFinite = await nonFiniteProblemsOf(dir.header, createReadStream(dir.weightsPath));
+      if (nonFinite.length > 0) {
+        throw problemsError(
+          "invalid_adapter",
+          nonFinite.map((p) => `adapter "${args.name}": ${p}`),
+        );
+      }
       console.error(
         `valid: ${summary(args.name, dir, validated.modules.length, validated.dtype)} for base ${base.id}`,
       );

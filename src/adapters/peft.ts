@@ -4,6 +4,7 @@
 import type { BaseModelSpec, LinearModule } from "../contracts/base-model.ts";
 import type { PeftLoraConfig } from "../contracts/peft-config.ts";
 import { AppError } from "../errors.ts";
+import { checkPattern, fullMatch, layerIndexText, type PatternUse, patternKeyMatches } from "./peft-regex.ts";
 
 export interface EffectiveModule {
   module: string;
@@ -14,30 +15,6 @@ export interface EffectiveModule {
 
 /** PEFT's default target modules for the families we serve (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
 const DEFAULT_TARGETS = ["q_proj", "v_proj"];
-
-const compiled = new Map<string, RegExp>();
-
-/** Python regexes are JS regexes for what adapter configs use, bar named groups. Cached: called per module. */
-function pyRegex(source: string, field: string, original = source): RegExp {
-  const cached = compiled.get(source);
-  if (cached !== undefined) return cached;
-  try {
-    const regex = new RegExp(source.replace(/\(\?P</g, "(?<"));
-    if (compiled.size > 1000) compiled.clear();
-    compiled.set(source, regex);
-    return regex;
-  } catch (error) {
-    throw new AppError(
-      "invalid_adapter",
-      `adapter_config.json ${field}: ${JSON.stringify(original)} is not a valid regular expression (${(error as Error).message})`,
-      { param: field },
-    );
-  }
-}
-
-function fullMatch(pattern: string, key: string, field: string): boolean {
-  return pyRegex(`^(?:${pattern})$`, field, pattern).test(key);
-}
 
 /** `key in list` or a dotted-suffix match, as PEFT does for list-valued target/exclude modules. */
 function listMatch(list: string[], key: string): boolean {
@@ -63,8 +40,8 @@ function layerIndexOf(config: PeftLoraConfig, key: string): number | null {
     return m ? Number(m[1]) : null;
   }
   for (const pattern of patterns) {
-    const m = pyRegex(`^.*\\.${pattern}\\.(\\d+)\\.`, "layers_pattern", pattern).exec(key);
-    if (m) return Number(m[1]);
+    const index = layerIndexText(pattern, key, "layers_pattern");
+    if (index !== null) return Number(index);
   }
   return null;
 }
@@ -91,7 +68,7 @@ export function isTargeted(config: PeftLoraConfig, key: string): boolean {
 /** The first pattern key that matches `re.match(rf"(.*\.)?({key})$", name)`, in the dict's order. */
 export function patternKey(patterns: Record<string, number>, name: string, field: string): string | null {
   for (const key of Object.keys(patterns)) {
-    if (pyRegex(`^(?:.*\\.)?(?:${key})$`, field, key).test(name)) return key;
+    if (patternKeyMatches(key, name, field)) return key;
   }
   return null;
 }
@@ -113,6 +90,41 @@ export function effectiveModules(config: PeftLoraConfig, spec: BaseModelSpec): E
 
 export function targetedModules(config: PeftLoraConfig, spec: BaseModelSpec): LinearModule[] {
   return spec.modules.filter((m) => isTargeted(config, m.name));
+}
+
+/** Every regex the config holds, with the field that holds it and how PEFT matches it. */
+function patternsOf(config: PeftLoraConfig): Array<[string, string, PatternUse]> {
+  const out: Array<[string, string, PatternUse]> = [];
+  if (typeof config.target_modules === "string" && config.target_modules !== "all-linear") {
+    out.push([config.target_modules, "target_modules", "fullmatch"]);
+  }
+  if (typeof config.exclude_modules === "string" && config.exclude_modules.length > 0) {
+    out.push([config.exclude_modules, "exclude_modules", "fullmatch"]);
+  }
+  const layers = config.layers_pattern;
+  for (const pattern of typeof layers === "string" ? [layers].filter((l) => l !== "") : (layers ?? [])) {
+    out.push([pattern, "layers_pattern", "layer_index"]);
+  }
+  for (const key of Object.keys(config.rank_pattern)) out.push([key, "rank_pattern", "pattern_key"]);
+  for (const key of Object.keys(config.alpha_pattern)) out.push([key, "alpha_pattern", "pattern_key"]);
+  return out;
+}
+
+/**
+ * One message per regex that cannot be matched (invalid, unsupported, too long), each already naming
+ * adapter_config.json and the field, so a publisher sees every bad pattern at once.
+ */
+export function patternProblems(config: PeftLoraConfig): string[] {
+  const problems: string[] = [];
+  for (const [pattern, field, use] of patternsOf(config)) {
+    try {
+      checkPattern(pattern, field, use);
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      problems.push(error.message);
+    }
+  }
+  return problems;
 }
 
 /** LoraConfig.__post_init__'s layer checks (PEFT 0.21 accepts layers_to_transform 0 with a layers_pattern). */

@@ -6,9 +6,16 @@ import { formatIssues, problemsError } from "../contracts/issues.ts";
 import { type PeftLoraConfig, PeftLoraConfigSchema } from "../contracts/peft-config.ts";
 import { canonicalJson, sha256Hex } from "../crypto.ts";
 import { AppError } from "../errors.ts";
-import type { SafetensorsHeader, TensorInfo } from "../safetensors.ts";
+import type { SafetensorsFile, SafetensorsHeader, TensorInfo } from "../safetensors.ts";
 import { unsupportedFeatures } from "./features.ts";
-import { type EffectiveModule, effectiveFor, isTargeted, targetingProblems } from "./peft.ts";
+import { nonFiniteProblems } from "./finite-weights.ts";
+import {
+  type EffectiveModule,
+  effectiveFor,
+  isTargeted,
+  patternProblems,
+  targetingProblems,
+} from "./peft.ts";
 
 export const DEFAULT_MAX_RANK = 256;
 export type AdapterDtype = "F32" | "F16" | "BF16";
@@ -31,7 +38,8 @@ export interface ValidatedAdapter {
 export interface ValidateAdapterInput {
   name?: string;
   config: unknown;
-  header: SafetensorsHeader;
+  /** The weights' header; a whole file (with its bytes) also has its values checked for NaN and Inf. */
+  header: SafetensorsHeader | SafetensorsFile;
   spec: BaseModelSpec;
   maxRank?: number;
 }
@@ -54,7 +62,23 @@ function parseConfig(raw: unknown, problems: string[]): PeftLoraConfig | null {
     return null;
   }
   const c = parsed.data;
+  problems.push(...alphaProblems(c));
   return c;
+}
+
+/**
+ * A scale of alpha / r that is 0 or negative silences or inverts the adapter: never what was trained, so it
+ * is refused with the other config mistakes.
+ */
+function alphaProblems(c: PeftLoraConfig): string[] {
+  const problems: string[] = [];
+  if (!(c.lora_alpha > 0)) problems.push(`adapter_config.json lora_alpha: must be > 0; got ${c.lora_alpha}`);
+  for (const [key, alpha] of Object.entries(c.alpha_pattern)) {
+    if (!(alpha > 0)) {
+      problems.push(`adapter_config.json alpha_pattern[${JSON.stringify(key)}]: must be > 0; got ${alpha}`);
+    }
+  }
+  return problems;
 }
 
 /** Groups the file's tensors by base module; reports keys that are not LoRA weights of a base module. */
@@ -184,8 +208,16 @@ function checkModules(
   return out;
 }
 
-/** A bad regex in target_modules / rank_pattern is one more problem, not an early exit. */
+/**
+ * Bad regexes (invalid, unsupported, too long) are more problems, not an early exit; every one is reported,
+ * and targeting, which would need them, is skipped.
+ */
 function targetedOrProblem(...args: Parameters<typeof checkModules>): ValidatedModule[] {
+  const patterns = patternProblems(args[0]);
+  if (patterns.length > 0) {
+    args[4].push(...patterns);
+    return [];
+  }
   try {
     args[4].push(...targetingProblems(args[0], args[1].spec).map((p) => `adapter_config.json ${p}`));
     return checkModules(...args);
@@ -196,7 +228,11 @@ function targetedOrProblem(...args: Parameters<typeof checkModules>): ValidatedM
   }
 }
 
-/** Validates an adapter against its base; throws invalid_adapter listing every problem. */
+/**
+ * Validates an adapter against its base; throws invalid_adapter listing every problem. Given the whole file
+ * (the runner, readPeftDir), it also refuses NaN and Inf weights; given only a header (the edge, whose
+ * weights stay in R2), the caller scans the values itself with finite-weights.ts if it can.
+ */
 export function validateAdapter(input: ValidateAdapterInput): ValidatedAdapter {
   const label = input.name ? `adapter "${input.name}"` : "adapter";
   const problems: string[] = [];
@@ -204,6 +240,7 @@ export function validateAdapter(input: ValidateAdapterInput): ValidatedAdapter {
   problems.push(...unsupportedFeatures(input.config).map((p) => `adapter_config.json ${p}`));
   const pairs = indexTensors(input.header, input.spec, problems);
   const dtype = fileDtype(input.header, problems);
+  if ("bytes" in input.header) problems.push(...nonFiniteProblems(input.header));
   const modules = config ? targetedOrProblem(config, input, pairs, label, problems) : [];
   if (problems.length > 0 || config === null) {
     const prefixed = problems.map((p) => (p.startsWith(`${label} `) ? p : `${label}: ${p}`));
