@@ -277,7 +277,7 @@ const command = defineCommand({
       profiles.push("", `Per-op profile of the mixed batch, ${config.label} (ORT kernel time):`, "", summary);
     }
     const peers = args.peers
-      ? runPeers(args.peers, dir, w, Number(args.peerRepeats), mixedOf(groups, rows))
+      ? runPeers(args.peers, dir, w, Number(args.peerRepeats), mixedOf(groups, rows), { device, threads })
       : [];
     const agreement = configs.some((c) => c.quantize) ? await int4Agreement(model, o, configs, w.batch) : [];
     model.weights.close();
@@ -404,8 +404,11 @@ function runPeers(
   w: Workload,
   repeats: number,
   ours: { label: string; mixed: number; base: number },
+  on: { device: Device; threads: number },
 ): string[] {
   const common = ["--model-dir", modelDir, "--batch", String(w.batch), "--prompt", String(w.promptTokens)];
+  // On CPU the peers get our thread count; on a GPU they run on CUDA.
+  if (on.device === "cpu") common.push("--device", "cpu", "--threads", String(on.threads));
   common.push("--new", String(w.newTokens), "--adapters", String(w.batch), "--repeats", String(repeats));
   const lines = [
     "",
