@@ -12,7 +12,8 @@ PyTorch for the same model and workload, and the benchmark reports it beside our
 - every adapter's A and B stacked per linear ([S+1, in, r] and [S+1, r, out], slot 0 zeros, the PEFT scale
   folded into B), each row gathering its slot's stacks for a batched matmul: y = x W^T + s (x A^T) B^T;
 - one prefill forward for the whole batch, then one token per step, greedy; the decode step either eager
-  or captured once in a CUDA graph and replayed. No step syncs with the host until the run ends.
+  or captured once in a CUDA graph and replayed. The host syncs after prefill (to time it) and at the end,
+  never per decode step: next ids stay on the device.
 
 Workload as runner.ts / runner-scenarios.ts: batch rows of seeded prompt ids, scenarios "base" (no LoRA
 work at all), "one" (every row adapter a0) and "mixed" (row i adapter a_i). tokens/s counts generated
