@@ -210,11 +210,13 @@ const command = defineCommand({
     const scenarios: Scenario[] = [];
     const groups: { config: EngineConfig; names: Record<string, string> }[] = [];
     const engines: Engine[] = [];
+    const plainEngines = new Map<EngineConfig, Engine>();
     const builds: string[] = [];
     for (const config of configs) {
       const graphOptions = graphOptionsOf(config, w.batch);
       const plain = await createEngineFromModel(model, { ...o, ...graphOptions, maxSlots: 0, maxRank: 1 });
       engines.push(plain);
+      plainEngines.set(config, plain);
       const baseName = `${config.label}: base, no-LoRA graph`;
       scenarios.push({ name: baseName, run: () => generate(plain, Array(w.batch).fill(0), w) });
       const latencyName = `${config.label}: batch 1, no-LoRA graph`;
@@ -254,6 +256,8 @@ const command = defineCommand({
       }
     }
     const rows = await measureAll(scenarios, Number(args.repeats));
+    // The no-LoRA engines are what the int4 agreement compares (no extra build for it).
+    const agreement = await int4Agreement(configs, plainEngines, w.batch, model.spec.vocabSize);
     for (const e of engines) await e.dispose();
     if (!args.skipSwap) rows.push(await swapRow(model, adapters, w, o));
     const base = (rows[0] as Row).tps;
@@ -279,7 +283,6 @@ const command = defineCommand({
     const peers = args.peers
       ? runPeers(args.peers, dir, w, Number(args.peerRepeats), mixedOf(groups, rows), { device, threads })
       : [];
-    const agreement = configs.some((c) => c.quantize) ? await int4Agreement(model, o, configs, w.batch) : [];
     model.weights.close();
     const body = [
       ...header(args, { device, backend, threads, w, maxSlots, loadBefore, builds }),
@@ -323,26 +326,27 @@ function loraScenarios(engine: Engine, label: string, w: Workload): Scenario[] {
  * difference of the reference top-1 token's log-probability.
  */
 async function int4Agreement(
-  model: HfModel,
-  o: { device: Device; backend: Backend; threads: number; hostFeeds: boolean },
   configs: EngineConfig[],
+  plain: Map<EngineConfig, Engine>,
   lanes: number,
+  vocabSize: number,
 ): Promise<string[]> {
-  const quantized = configs.find((c) => c.quantize) as EngineConfig;
-  const reference = { ...quantized, quantize: undefined, label: "fused graph, float16" };
+  const quantized = configs.find((c) => c.quantize);
+  const reference = configs.find(
+    (c) => c.graph === "fused" && c.precision === quantized?.precision && !c.quantize,
+  );
+  if (!quantized || !reference) return [];
   const positions = 64;
-  const make = (c: EngineConfig) =>
-    createEngineFromModel(model, { ...o, ...graphOptionsOf(c, lanes), maxSlots: 0, maxRank: 1 });
   const predictions: Float32Array[][][] = [];
   for (const config of [reference, quantized]) {
-    const engine = await make(config);
+    const engine = plain.get(config) as Engine;
     const seqs = Array.from({ length: lanes }, () => engine.createSequence(0));
     const perStep: Float32Array[][] = [];
     for (let t = 0; t < positions; t++) {
-      const tokens = (lane: number) => [3 + ((lane * 7919 + t * 104729) % (model.spec.vocabSize - 3))];
+      const tokens = (lane: number) => [3 + ((lane * 7919 + t * 104729) % (vocabSize - 3))];
       perStep.push(await engine.step(seqs.map((seq, lane) => ({ seq, tokens: tokens(lane) }))));
     }
-    await engine.dispose();
+    for (const seq of seqs) engine.release(seq);
     predictions.push(perStep);
   }
   let agree = 0;
@@ -360,7 +364,7 @@ async function int4Agreement(
   }
   return [
     "",
-    `int4 base against float16, no adapter, ${lanes} lanes × ${positions} teacher-forced positions of a fixed token stream: top-1 agreement ${((100 * agree) / total).toFixed(1)}%, mean |Δ log p(top-1)| ${(deltaSum / total).toFixed(4)}.`,
+    `int4 base against the same graph in float16, no adapter, ${lanes} lanes × ${positions} teacher-forced positions of a fixed token stream: top-1 agreement ${((100 * agree) / total).toFixed(1)}%, mean |Δ log p(top-1)| ${(deltaSum / total).toFixed(4)}.`,
   ];
 }
 
