@@ -1,6 +1,8 @@
-// Token selection from one row's logits: greedy, temperature, top-k, top-p, seeded, with OpenAI-style
-// logprobs. Logprobs come from the model's own distribution (log-softmax of the raw logits, as vLLM
-// reports by default), not from the truncated one sampled from.
+// Token selection from one row's logits: greedy, temperature, top-k, top-p, min-p, seeded, with OpenAI-style
+// logprobs, and vLLM's logits processors (logit_bias, min_tokens' suppression, repetition, presence and
+// frequency penalties). Processors run in vLLM's order: logit bias and suppression, then penalties, then
+// temperature, min-p, top-k and top-p. Logprobs come from the model's own distribution (log-softmax of the raw
+// logits, vLLM's default `raw_logprobs`), not from the processed one sampled from. It never changes `logits`.
 import type { Rng } from "../../src/random.ts";
 
 export interface SamplingParams {
@@ -15,6 +17,25 @@ export interface SamplingParams {
   /** OpenAI's penalties on tokens already generated: logit -= count·frequency + (count > 0)·presence. */
   presencePenalty?: number;
   frequencyPenalty?: number;
+  /**
+   * Hugging Face's and vLLM's repetition penalty on every token of the prompt and the output: a positive logit
+   * is divided by it, a negative one multiplied. 1 (the default) is off.
+   */
+  repetitionPenalty?: number;
+  /** Drops tokens whose probability (at `temperature`) is below minP × the top token's. 0 (the default) is off. */
+  minP?: number;
+  /** Token id → bias added to its logit before anything else (OpenAI's logit_bias, -100..100). */
+  logitBias?: ReadonlyMap<number, number>;
+}
+
+/** What a row's history contributes to the next choice. */
+export interface SamplerContext {
+  /** Generated token → times, for presence and frequency penalties. */
+  counts?: ReadonlyMap<number, number>;
+  /** The prompt's tokens, which the repetition penalty covers besides the generated ones. */
+  promptTokens?: ReadonlySet<number>;
+  /** Tokens that must not be chosen now (min_tokens holds eos and stop_token_ids back). */
+  suppress?: readonly number[];
 }
 
 export interface TokenLogprob {
@@ -25,6 +46,17 @@ export interface TokenLogprob {
 export interface SampledToken extends TokenLogprob {
   /** Most likely tokens, best first, when logprobs were asked for. */
   top: TokenLogprob[];
+}
+
+/** One prompt token's logprob under the model given the tokens before it, as vLLM's prompt_logprobs. */
+export interface RankedLogprob extends TokenLogprob {
+  /** 1-based: how many tokens are at least as likely (vLLM's rank). */
+  rank: number;
+}
+
+export interface PromptTokenLogprobs extends RankedLogprob {
+  /** The `k` most likely tokens, best first, ranked 1..k. */
+  top: RankedLogprob[];
 }
 
 export function argmax(logits: Float32Array): number {
@@ -70,12 +102,29 @@ export function topIds(logits: Float32Array, k: number): number[] {
   return ids;
 }
 
-/** Candidates kept by top-k and top-p with their probabilities at `temperature`, best first. */
+/**
+ * Candidates kept by top-k, min-p and top-p with their probabilities at `temperature`, best first. min-p is a
+ * threshold relative to the best token, so it keeps a prefix of the top-k list and commutes with top-k; top-p
+ * then takes its nucleus of what is left, renormalised, as vLLM applies them.
+ */
 function candidates(logits: Float32Array, params: SamplingParams): { ids: number[]; probs: number[] } {
   const k = params.topK > 0 ? Math.min(params.topK, logits.length) : logits.length;
-  const ids = topIds(logits, k);
+  let ids = topIds(logits, k);
   const best = logits[ids[0] as number] as number;
-  const weights = ids.map((id) => Math.exp(((logits[id] as number) - best) / params.temperature));
+  // weights relative to the best token (which has weight 1), so min-p compares them directly
+  let weights = ids.map((id) => Math.exp(((logits[id] as number) - best) / params.temperature));
+  const minP = params.minP ?? 0;
+  if (minP > 0) {
+    let keep = 1;
+    while (keep < weights.length && (weights[keep] as number) >= minP) keep++;
+    ids = ids.slice(0, keep);
+    weights = weights.slice(0, keep);
+  }
+  // a suppressed (-inf) token has weight 0: drop it so it can never be drawn
+  while (ids.length > 1 && (weights[ids.length - 1] as number) === 0) {
+    ids.pop();
+    weights.pop();
+  }
   const total = weights.reduce((a, b) => a + b, 0);
   const probs = weights.map((w) => w / total);
   if (params.topP >= 1) return { ids, probs };
@@ -97,31 +146,58 @@ function draw(ids: number[], probs: number[], rng: Rng): number {
   return ids[ids.length - 1] as number;
 }
 
-/** A penalised copy of the logits, or the logits themselves when no penalty applies. */
-function penalised(
+/** Hugging Face's RepetitionPenaltyLogitsProcessor on one logit: divide if positive, else multiply. */
+export function repetitionPenalised(logit: number, penalty: number): number {
+  return logit > 0 ? logit / penalty : logit * penalty;
+}
+
+/**
+ * The logits after vLLM's processors, in its order: logit bias and suppression (min_tokens), then the
+ * repetition penalty over prompt and output tokens, then presence and frequency over output tokens. The input
+ * itself when nothing applies; otherwise a copy.
+ */
+export function processLogits(
   logits: Float32Array,
   params: SamplingParams,
-  counts: Map<number, number> | undefined,
+  context: SamplerContext = {},
 ): Float32Array {
   const presence = params.presencePenalty ?? 0;
   const frequency = params.frequencyPenalty ?? 0;
-  if (!counts || counts.size === 0 || (presence === 0 && frequency === 0)) return logits;
+  const repetition = params.repetitionPenalty ?? 1;
+  const counts = context.counts;
+  const bias = params.logitBias;
+  const suppress = context.suppress ?? [];
+  const penalties = counts !== undefined && counts.size > 0 && (presence !== 0 || frequency !== 0);
+  const repeated = repetition !== 1 && ((counts?.size ?? 0) > 0 || (context.promptTokens?.size ?? 0) > 0);
+  if (!penalties && !repeated && (bias === undefined || bias.size === 0) && suppress.length === 0)
+    return logits;
   const out = logits.slice();
-  for (const [id, count] of counts) out[id] = (out[id] as number) - count * frequency - presence;
+  if (bias !== undefined) for (const [id, b] of bias) out[id] = (out[id] as number) + b;
+  for (const id of suppress) out[id] = Number.NEGATIVE_INFINITY;
+  if (repeated) {
+    const seen = new Set<number>(context.promptTokens ?? []);
+    for (const id of counts?.keys() ?? []) seen.add(id);
+    for (const id of seen) out[id] = repetitionPenalised(out[id] as number, repetition);
+  }
+  if (penalties && counts !== undefined) {
+    for (const [id, count] of counts) out[id] = (out[id] as number) - count * frequency - presence;
+  }
   return out;
 }
 
 /**
- * Picks the next token. `counts` (generated token → times) feeds the penalties; logprobs stay those of
- * the model's raw distribution.
+ * Picks the next token. `counts` (generated token → times) feeds the penalties (kept as its own argument for
+ * callers that only have counts); `context` adds the prompt for the repetition penalty and the suppressed
+ * tokens. Logprobs stay those of the model's raw distribution.
  */
 export function sampleToken(
   logits: Float32Array,
   params: SamplingParams,
   rng: Rng,
-  counts?: Map<number, number>,
+  counts?: ReadonlyMap<number, number>,
+  context: Omit<SamplerContext, "counts"> = {},
 ): SampledToken {
-  const scores = penalised(logits, params, counts);
+  const scores = processLogits(logits, params, { ...context, ...(counts ? { counts } : {}) });
   let token: number;
   if (params.temperature === 0) token = argmax(scores);
   else {
@@ -136,4 +212,21 @@ export function sampleToken(
     logprob: (logits[id] as number) - lse,
   }));
   return { token, logprob, top };
+}
+
+/**
+ * The logprob and rank of `token` under `logits` (the model's raw distribution), with the `k` most likely
+ * tokens: one entry of vLLM's prompt_logprobs. Rank counts the tokens at least as likely, as vLLM does.
+ */
+export function tokenLogprobs(logits: Float32Array, token: number, k: number): PromptTokenLogprobs {
+  const lse = logSumExp(logits);
+  const value = logits[token] as number;
+  let rank = 0;
+  for (const v of logits) if (v >= value) rank++;
+  const top = topIds(logits, k).map((id, i) => ({
+    token: id,
+    logprob: (logits[id] as number) - lse,
+    rank: i + 1,
+  }));
+  return { token, logprob: value - lse, rank, top };
 }

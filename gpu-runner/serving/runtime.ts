@@ -10,6 +10,7 @@ import type { Engine } from "../engine/types.ts";
 import { createPrepareAdapter } from "./adapter-prepare.ts";
 import { AdapterCache } from "./adapters.ts";
 import type { RunnerConfig } from "./config.ts";
+import { readSamplingDefaults } from "./generation-defaults.ts";
 import type { RunnerDeps } from "./http/deps.ts";
 import { createMetrics } from "./metrics.ts";
 import { Scheduler } from "./scheduler.ts";
@@ -62,6 +63,7 @@ type Config = Pick<
 export async function buildRunner(config: Config, createEngine: EngineFactory): Promise<Runner> {
   // a broken tokenizer.json fails before the engine is built; a missing one means token-ids mode
   const textTokenizer = (await hasTokenizer(config.model)) ? await loadTokenizer(config.model) : null;
+  const samplingDefaults = await readSamplingDefaults(config.model);
   const engine = await createEngine({
     modelDir: config.model,
     device: config.device,
@@ -123,6 +125,7 @@ export async function buildRunner(config: Config, createEngine: EngineFactory): 
     publicProbes: config.publicProbes ?? true,
     baseModelFingerprint: spec.fingerprint,
     stopTokenIds,
+    samplingDefaults,
     maxAdapterBytes: maxAdapterBytes(spec, engine.maxRank),
     readAdapterDir: readPeftFiles,
     startedAt: Date.now(),

@@ -1,11 +1,17 @@
 // Continuous batching over an Engine. Between engine steps requests join (prefill) and leave (finished,
 // cancelled); every step's rows may use different adapter slots. Prefill of newly admitted requests is
 // interleaved with decode steps of the running ones, so a long prompt delays running rows by one step,
-// not by its whole generation.
+// not by its whole generation. A request that asks for prompt logprobs is scored first (see Active.scoring).
 import { setImmediate as nextTick } from "node:timers/promises";
 import { AppError } from "../../src/errors.ts";
 import { createRng, type Rng } from "../../src/random.ts";
-import { type SampledToken, type SamplingParams, sampleToken } from "../engine/sampler.ts";
+import {
+  type PromptTokenLogprobs,
+  type SampledToken,
+  type SamplingParams,
+  sampleToken,
+  tokenLogprobs,
+} from "../engine/sampler.ts";
 import type { Engine, SequenceId, StepRow } from "../engine/types.ts";
 import type { RunnerMetrics } from "./metrics.ts";
 
@@ -23,8 +29,15 @@ export interface GenerationRequest {
   maxTokens: number;
   sampling: SamplingParams;
   seed: number | null;
-  /** Tokens that end generation (eos); they are counted and reported in the end, never emitted as text. */
+  /**
+   * Tokens that end generation (eos unless ignore_eos, and stop_token_ids); they are counted and reported in
+   * the end, never passed to onToken.
+   */
   stopTokenIds: number[];
+  /** vLLM's min_tokens: the stop tokens cannot be sampled before this many tokens exist. */
+  minTokens?: number;
+  /** vLLM's prompt_logprobs: alternatives per prompt token; null or absent scores no prompt. */
+  promptLogprobs?: number | null;
   signal?: AbortSignal;
 }
 
@@ -36,6 +49,10 @@ export interface GenerationEnd {
   completionTokens: number;
   /** The stop token (eos) that ended generation, when one did: vLLM lists it in `token_ids`, not in text. */
   stopTokenId?: number;
+  /** That stop token as sampled, with its logprobs (vLLM reports them too). */
+  stopToken?: SampledToken;
+  /** Per prompt token, when asked for: null for the first, then each token's logprobs given those before it. */
+  promptLogprobs?: (PromptTokenLogprobs | null)[];
 }
 
 export interface GenerationSink {
@@ -98,6 +115,16 @@ interface Active {
   generated: number;
   /** Generated token → times, for presence/frequency penalties. */
   counts: Map<number, number>;
+  /** The prompt's distinct tokens, when the repetition penalty needs them. */
+  promptSet: ReadonlySet<number> | undefined;
+  /**
+   * Prompt logprobs need the logits at every prompt position, and the engine gives only a row's last. So the
+   * prompt is first stepped one token at a time on a sequence of its own (`seq` during this phase; `fed`
+   * counts the tokens stepped); that sequence is then released and the prompt prefilled as any other, so the
+   * completion is the one the request gets without prompt_logprobs. Cost: prompt length − 1 extra steps.
+   */
+  scoring: { fed: number } | null;
+  promptLogprobs: (PromptTokenLogprobs | null)[] | null;
   done: boolean;
   cancelled: boolean;
   /** Removes the abort listener, so a long-lived signal does not keep finished requests alive. */
@@ -156,7 +183,11 @@ export class Scheduler {
       ...new Set(rows.flatMap((a) => (a.req.lora == null ? [] : [a.req.lora]))),
     ];
     // the last sampled token is fed (and cached) by the next decode step, so it holds no position yet
-    const kvTokens = live.reduce((sum, a) => sum + a.fed + a.generated - (a.pending === null ? 0 : 1), 0);
+    const kvTokens = live.reduce(
+      (sum, a) =>
+        sum + (a.scoring === null ? a.fed + a.generated - (a.pending === null ? 0 : 1) : a.scoring.fed),
+      0,
+    );
     return {
       running: live.length,
       waiting: this.waiting.length,
@@ -185,6 +216,9 @@ export class Scheduler {
       pending: null,
       generated: 0,
       counts: new Map(),
+      promptSet: (req.sampling.repetitionPenalty ?? 1) !== 1 ? new Set(req.promptIds) : undefined,
+      scoring: null,
+      promptLogprobs: null,
       done: false,
       cancelled: false,
       detach: () => {},
@@ -236,10 +270,12 @@ export class Scheduler {
     while (this.waiting.length > 0 || this.running.length > 0) {
       this.reap();
       this.admit();
-      const prefill = this.running.filter((a) => !a.done && a.fed < a.req.promptIds.length);
+      const prefill = this.running.filter(
+        (a) => !a.done && a.scoring === null && a.fed < a.req.promptIds.length,
+      );
       if (prefill.length > 0) await this.prefillStep(prefill);
       this.reap();
-      const decode = this.running.filter((a) => !a.done && a.pending !== null);
+      const decode = this.running.filter((a) => !a.done && (a.pending !== null || a.scoring !== null));
       if (decode.length > 0) await this.decodeStep(decode);
       // let new requests and aborts arrive between steps
       await nextTick();
@@ -250,6 +286,11 @@ export class Scheduler {
     while (this.running.length < this.maxBatch && this.waiting.length > 0) {
       const active = this.waiting.shift() as Active;
       active.seq = this.engine.createSequence(active.req.slot);
+      const { promptLogprobs, promptIds } = active.req;
+      if (promptLogprobs != null) {
+        active.promptLogprobs = [null];
+        if (promptIds.length > 1) active.scoring = { fed: 0 };
+      }
       this.running.push(active);
       this.metrics?.promptTokens.inc({ adapter_id: active.req.adapter }, active.req.promptIds.length);
       this.observer?.admitted(active.req);
@@ -289,16 +330,39 @@ export class Scheduler {
     });
   }
 
+  /** One token per row: the last sampled token, or the next prompt token of a row being scored. */
   private async decodeStep(rows: Active[]): Promise<void> {
     const logits = await this.step(
       rows,
-      rows.map((a) => ({ seq: a.seq as SequenceId, tokens: [a.pending as number] })),
+      rows.map((a) => ({
+        seq: a.seq as SequenceId,
+        tokens: [a.scoring === null ? (a.pending as number) : (a.req.promptIds[a.scoring.fed] as number)],
+      })),
     );
     if (logits === null) return;
     rows.forEach((active, i) => {
+      if (active.scoring !== null) {
+        this.score(active, logits[i] as Float32Array);
+        return;
+      }
       active.pending = null;
       this.accept(active, logits[i] as Float32Array);
     });
+  }
+
+  /** Records the logprobs of the prompt token after the one just stepped; swaps sequences after the last. */
+  private score(active: Active, logits: Float32Array): void {
+    const scoring = active.scoring;
+    if (scoring === null || active.done || active.cancelled) return;
+    const { promptIds, promptLogprobs, slot } = active.req;
+    const next = promptIds[scoring.fed + 1] as number;
+    active.promptLogprobs?.push(tokenLogprobs(logits, next, promptLogprobs ?? 0));
+    scoring.fed++;
+    if (scoring.fed < promptIds.length - 1) return;
+    // no step is in flight here: the one that produced these logits has returned
+    if (active.seq !== null) this.engine.release(active.seq);
+    active.seq = this.engine.createSequence(slot);
+    active.scoring = null;
   }
 
   /** Runs one engine step; on failure every row in it fails and null is returned. */
@@ -316,7 +380,12 @@ export class Scheduler {
   private accept(active: Active, logits: Float32Array): void {
     if (active.done || active.cancelled) return;
     const { req } = active;
-    const sampled = sampleToken(logits, req.sampling, active.rng, active.counts);
+    // min_tokens holds the stop tokens back while fewer than that many tokens exist
+    const suppress = active.generated < (req.minTokens ?? 0) ? req.stopTokenIds : undefined;
+    const sampled = sampleToken(logits, req.sampling, active.rng, active.counts, {
+      ...(active.promptSet ? { promptTokens: active.promptSet } : {}),
+      ...(suppress ? { suppress } : {}),
+    });
     active.generated++;
     active.counts.set(sampled.token, (active.counts.get(sampled.token) ?? 0) + 1);
     this.metrics?.generatedTokens.inc({ adapter_id: req.adapter });
@@ -325,7 +394,7 @@ export class Scheduler {
     this.observer?.sampled(req, first, (at - (active.lastTokenAt ?? active.arrivedAt)) / 1000);
     active.lastTokenAt = at;
     if (req.stopTokenIds.includes(sampled.token)) {
-      this.finish(active, "stop", sampled.token);
+      this.finish(active, "stop", sampled);
       return;
     }
     let stop: boolean | undefined;
@@ -342,7 +411,7 @@ export class Scheduler {
     else active.pending = sampled.token;
   }
 
-  private finish(active: Active, finishReason: FinishReason, stopTokenId?: number): void {
+  private finish(active: Active, finishReason: FinishReason, stopToken?: SampledToken): void {
     if (active.done) return;
     active.done = true;
     active.detach();
@@ -350,7 +419,8 @@ export class Scheduler {
       finishReason,
       promptTokens: active.req.promptIds.length,
       completionTokens: active.generated,
-      ...(stopTokenId === undefined ? {} : { stopTokenId }),
+      ...(stopToken === undefined ? {} : { stopTokenId: stopToken.token, stopToken }),
+      ...(active.promptLogprobs === null ? {} : { promptLogprobs: active.promptLogprobs }),
     };
     this.observer?.finished(active.req, finishReason, (this.now() - active.arrivedAt) / 1000);
     try {

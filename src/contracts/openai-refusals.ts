@@ -21,7 +21,7 @@ const oneOf =
 export type Endpoint = "chat" | "completions";
 
 export interface Refusal {
-  /** The request field; a dotted name (`stream_options.continuous_usage_stats`) reaches inside an object. */
+  /** The request field; a dotted name (`stream_options.<key>`) reaches inside an object. */
   field: string;
   endpoints: readonly Endpoint[];
   neutral: Neutral;
@@ -80,34 +80,8 @@ export const REFUSED_FIELDS: readonly Refusal[] = [
   // vLLM's chat endpoint takes these too; the completions endpoint refuses them in its schema (openai.ts)
   { field: "echo", endpoints: CHAT, neutral: falsy, rule: "is not supported" },
   { field: "best_of", endpoints: CHAT, neutral: oneOf(1), rule: "only best_of = 1 is supported" },
-  {
-    field: "stream_options.continuous_usage_stats",
-    endpoints: BOTH,
-    neutral: falsy,
-    rule: "is not supported; include_usage sends the usage once, in the last chunk",
-  },
   // Workers AI's LoRA field: adapters are routed by model here
   { field: "lora", endpoints: BOTH, neutral: absent, rule: ADAPTER_BY_MODEL },
-
-  // vLLM: sampling and decoding options not implemented yet
-  { field: "logit_bias", endpoints: BOTH, neutral: emptyObject, rule: "is not supported" },
-  { field: "min_tokens", endpoints: BOTH, neutral: oneOf(0), rule: "is not supported" },
-  { field: "ignore_eos", endpoints: BOTH, neutral: falsy, rule: "is not supported" },
-  { field: "repetition_penalty", endpoints: BOTH, neutral: oneOf(1), rule: "is not supported" },
-  { field: "min_p", endpoints: BOTH, neutral: oneOf(0), rule: "is not supported" },
-  {
-    field: "stop_token_ids",
-    endpoints: BOTH,
-    neutral: emptyList,
-    rule: "is not supported; generation ends at the model's eos token ids",
-  },
-  // stop strings are already left out of the text, which is what false asks for
-  { field: "include_stop_str_in_output", endpoints: BOTH, neutral: falsy, rule: "is not supported" },
-  // the runner's decoder already skips special tokens, which is what true asks for
-  { field: "skip_special_tokens", endpoints: BOTH, neutral: oneOf(true), rule: "only true is supported" },
-  { field: "prompt_logprobs", endpoints: BOTH, neutral: absent, rule: "is not supported" },
-  { field: "chat_template_kwargs", endpoints: CHAT, neutral: emptyObject, rule: "is not supported" },
-  { field: "continue_final_message", endpoints: CHAT, neutral: falsy, rule: "is not supported" },
 
   // vLLM: guided decoding, beam search and the rest of its extensions
   { field: "guided_json", endpoints: BOTH, neutral: absent, rule: GUIDED },

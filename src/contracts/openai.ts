@@ -9,6 +9,11 @@ const nullish = <T extends z.ZodType>(schema: T) => schema.nullish();
 
 const tokenIds = z.array(z.number().int().nonnegative());
 
+/** The stream_options both endpoints take: vLLM's continuous_usage_stats puts usage on every chunk. */
+const streamOptions = nullish(
+  z.looseObject({ include_usage: nullish(z.boolean()), continuous_usage_stats: nullish(z.boolean()) }),
+);
+
 /** Sampling fields shared by /v1/chat/completions and /v1/completions. */
 const samplingFields = {
   model: z.string().min(1, "must name a model"),
@@ -25,13 +30,77 @@ const samplingFields = {
   ),
   n: nullish(z.literal(1, { error: "only n = 1 is supported" })),
   stream: nullish(z.boolean()),
-  stream_options: nullish(z.looseObject({ include_usage: nullish(z.boolean()) })),
+  stream_options: streamOptions,
   user: z.string().max(512).optional(),
   presence_penalty: nullish(z.number().min(-2).max(2)),
   frequency_penalty: nullish(z.number().min(-2).max(2)),
   /** Not OpenAI: vLLM's option to return the prompt's and the completion's token ids beside the text. */
   return_token_ids: nullish(z.boolean()),
+  /** OpenAI's: token id (a decimal string) → bias in [-100, 100], added to that logit before sampling. */
+  logit_bias: nullish(z.record(z.string(), z.number().min(-100).max(100))),
+  /** The rest are vLLM's sampling extensions, with vLLM's meaning (README.md, "OpenAI and vLLM request fields"). */
+  min_tokens: nullish(z.number().int().min(0)),
+  ignore_eos: nullish(z.boolean()),
+  repetition_penalty: nullish(z.number().gt(0)),
+  min_p: nullish(z.number().min(0).max(1)),
+  stop_token_ids: nullish(tokenIds),
+  include_stop_str_in_output: nullish(z.boolean()),
+  skip_special_tokens: nullish(z.boolean()),
+  /** Logprobs of every prompt token with this many alternatives (vLLM's max_logprobs is 20). */
+  prompt_logprobs: nullish(z.number().int().min(0).max(20)),
 };
+
+/** vLLM's token-id spelling of logit_bias keys: a non-negative decimal integer. */
+const TOKEN_ID_KEY = /^(0|[1-9][0-9]*)$/;
+
+/** Rules between fields shared by both endpoints; `maxTokens` names the field that set the limit. */
+function refineSampling(
+  req: {
+    logit_bias?: Record<string, number> | null;
+    min_tokens?: number | null;
+    prompt_logprobs?: number | null;
+    stream?: boolean | null;
+  },
+  maxTokens: { field: string; value: number } | null,
+  ctx: z.RefinementCtx,
+): void {
+  for (const key of Object.keys(req.logit_bias ?? {})) {
+    if (!TOKEN_ID_KEY.test(key)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["logit_bias", key],
+        message: "keys must be token ids (non-negative integers as strings)",
+        input: key,
+      });
+    }
+  }
+  if (req.min_tokens != null && maxTokens !== null && req.min_tokens > maxTokens.value) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["min_tokens"],
+      message: `must be <= ${maxTokens.field} (${maxTokens.value})`,
+      input: req.min_tokens,
+    });
+  }
+  // vLLM refuses this pair too: prompt logprobs arrive whole, with the finished response
+  if (req.prompt_logprobs != null && req.stream === true) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["prompt_logprobs"],
+      message: "is not available with stream: true; send the request without stream",
+      input: req.prompt_logprobs,
+    });
+  }
+}
+
+/** Template variables a request sets through its own fields, so chat_template_kwargs cannot set them. */
+const RESERVED_TEMPLATE_KWARGS = [
+  "messages",
+  "add_generation_prompt",
+  "continue_final_message",
+  "tools",
+  "documents",
+];
 
 /**
  * A content part. Any `type` parses here and a refinement refuses all but "text": a refinement's issue does
@@ -74,6 +143,10 @@ export const ChatCompletionRequestSchema = z
     top_logprobs: nullish(z.number().int().min(0).max(20)),
     /** Not OpenAI: vLLM's switch for the template's generation prompt, off to continue an assistant turn. */
     add_generation_prompt: nullish(z.boolean()),
+    /** Not OpenAI: vLLM's extra chat template variables (e.g. enable_thinking). */
+    chat_template_kwargs: nullish(z.record(z.string(), z.unknown())),
+    /** Not OpenAI: vLLM's "prefill": the last (assistant) message is left open and continued. */
+    continue_final_message: nullish(z.boolean()),
   })
   .superRefine((req, ctx) => {
     if (req.top_logprobs != null && req.logprobs !== true) {
@@ -83,6 +156,43 @@ export const ChatCompletionRequestSchema = z
         message: "requires logprobs: true",
         input: req.top_logprobs,
       });
+    }
+    const maxTokens =
+      req.max_completion_tokens != null
+        ? { field: "max_completion_tokens", value: req.max_completion_tokens }
+        : req.max_tokens != null
+          ? { field: "max_tokens", value: req.max_tokens }
+          : null;
+    refineSampling(req, maxTokens, ctx);
+    for (const key of Object.keys(req.chat_template_kwargs ?? {})) {
+      if (RESERVED_TEMPLATE_KWARGS.includes(key)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["chat_template_kwargs", key],
+          message: "is set by the request's own field, not by chat_template_kwargs",
+          input: req.chat_template_kwargs?.[key],
+        });
+      }
+    }
+    if (req.continue_final_message === true) {
+      // vLLM refuses the pair: a generation prompt opens a new turn, which is not continuing the last one
+      if (req.add_generation_prompt === true) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["continue_final_message"],
+          message: "cannot be combined with add_generation_prompt: true (leave add_generation_prompt out)",
+          input: req.continue_final_message,
+        });
+      }
+      const last = req.messages.at(-1);
+      if (last !== undefined && last.role !== "assistant") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["continue_final_message"],
+          message: `continues the last message, which must be the assistant's; the last role is "${last.role}"`,
+          input: req.continue_final_message,
+        });
+      }
     }
     refuseUnimplementedChat(req, ctx);
   });
@@ -100,7 +210,10 @@ export const CompletionRequestSchema = z
     best_of: nullish(z.literal(1, { error: "only best_of = 1 is supported" })),
     suffix: nullish(z.null({ error: "suffix is not supported" })),
   })
-  .superRefine((req, ctx) => refuseUnimplementedCompletion(req, ctx));
+  .superRefine((req, ctx) => {
+    refineSampling(req, req.max_tokens != null ? { field: "max_tokens", value: req.max_tokens } : null, ctx);
+    refuseUnimplementedCompletion(req, ctx);
+  });
 export type CompletionRequest = z.infer<typeof CompletionRequestSchema>;
 
 export const FinishReasonSchema = z.enum(["stop", "length", "content_filter", "tool_calls"]);
@@ -134,6 +247,26 @@ export const ChatLogprobsSchema = z.strictObject({
 const promptTokenIds = { prompt_token_ids: tokenIds.optional() };
 const completionTokenIds = { token_ids: tokenIds.optional() };
 
+/**
+ * vLLM's prompt_logprobs: per prompt token, null for the first (nothing precedes it), else token id → its
+ * logprob, rank and text, holding the actual token first and the `prompt_logprobs` most likely ones. Chat puts
+ * it on the response, completions on each choice, as vLLM does.
+ */
+export const PromptLogprobsSchema = z.array(
+  z
+    .record(
+      z.string(),
+      z.strictObject({
+        logprob: z.number(),
+        rank: z.number().int().positive().nullable(),
+        decoded_token: z.string().nullable(),
+      }),
+    )
+    .nullable(),
+);
+export type PromptLogprobs = z.infer<typeof PromptLogprobsSchema>;
+const promptLogprobs = { prompt_logprobs: PromptLogprobsSchema.nullable().optional() };
+
 export const ChatCompletionSchema = z.strictObject({
   id: z.string(),
   object: z.literal("chat.completion"),
@@ -141,6 +274,7 @@ export const ChatCompletionSchema = z.strictObject({
   model: z.string(),
   system_fingerprint: z.string().nullable().optional(),
   ...promptTokenIds,
+  ...promptLogprobs,
   choices: z.array(
     z.strictObject({
       index: z.number().int().nonnegative(),
@@ -177,7 +311,10 @@ export const ChatCompletionChunkSchema = z.strictObject({
       ...completionTokenIds,
     }),
   ),
-  /** Present (null) on every chunk when include_usage is set; the final chunk has no choices and the usage. */
+  /**
+   * Present on every chunk when include_usage is set: null, or the usage so far with vLLM's
+   * continuous_usage_stats; the final chunk has no choices and the usage.
+   */
   usage: UsageSchema.nullable().optional(),
 });
 export type ChatCompletionChunk = z.infer<typeof ChatCompletionChunkSchema>;
@@ -196,6 +333,7 @@ const CompletionChoiceSchema = z.strictObject({
   finish_reason: FinishReasonSchema.nullable(),
   ...promptTokenIds,
   ...completionTokenIds,
+  ...promptLogprobs,
 });
 
 export const CompletionSchema = z.strictObject({
@@ -266,17 +404,64 @@ export interface SamplingParams {
   frequencyPenalty: number;
 }
 
-export function samplingParams(req: ChatCompletionRequest | CompletionRequest): SamplingParams {
+/**
+ * Sampling defaults a model ships in its generation_config.json: they apply where the request leaves the
+ * field out (vLLM's `--generation-config auto`), before OpenAI's and vLLM's own defaults.
+ */
+export interface SamplingDefaults {
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  repetitionPenalty?: number;
+  minP?: number;
+}
+
+export function samplingParams(
+  req: ChatCompletionRequest | CompletionRequest,
+  defaults: SamplingDefaults = {},
+): SamplingParams {
   const maxCompletion = typeof req.max_completion_tokens === "number" ? req.max_completion_tokens : null;
   return {
     maxTokens: maxCompletion ?? req.max_tokens ?? null,
-    temperature: req.temperature ?? 1,
-    topP: req.top_p ?? 1,
-    topK: req.top_k ?? 0,
+    temperature: req.temperature ?? defaults.temperature ?? 1,
+    topP: req.top_p ?? defaults.topP ?? 1,
+    topK: req.top_k ?? defaults.topK ?? 0,
     seed: req.seed ?? null,
     stop: req.stop == null ? [] : typeof req.stop === "string" ? [req.stop] : req.stop,
     presencePenalty: req.presence_penalty ?? 0,
     frequencyPenalty: req.frequency_penalty ?? 0,
+  };
+}
+
+/** vLLM's sampling and decoding extensions of a request, with vLLM's defaults filled in. */
+export interface VllmSamplingParams {
+  /** Token id → bias. */
+  logitBias: Map<number, number>;
+  minTokens: number;
+  ignoreEos: boolean;
+  repetitionPenalty: number;
+  minP: number;
+  stopTokenIds: number[];
+  includeStopStrInOutput: boolean;
+  skipSpecialTokens: boolean;
+  /** Alternatives per prompt token; null computes no prompt logprobs. */
+  promptLogprobs: number | null;
+}
+
+export function vllmSamplingParams(
+  req: ChatCompletionRequest | CompletionRequest,
+  defaults: SamplingDefaults = {},
+): VllmSamplingParams {
+  return {
+    logitBias: new Map(Object.entries(req.logit_bias ?? {}).map(([id, bias]) => [Number(id), bias])),
+    minTokens: req.min_tokens ?? 0,
+    ignoreEos: req.ignore_eos ?? false,
+    repetitionPenalty: req.repetition_penalty ?? defaults.repetitionPenalty ?? 1,
+    minP: req.min_p ?? defaults.minP ?? 0,
+    stopTokenIds: req.stop_token_ids ?? [],
+    includeStopStrInOutput: req.include_stop_str_in_output ?? false,
+    skipSpecialTokens: req.skip_special_tokens ?? true,
+    promptLogprobs: req.prompt_logprobs ?? null,
   };
 }
 

@@ -81,6 +81,47 @@ export const FIELD_CASES: readonly FieldCase[] = [
   },
   supported("return_token_ids", values([true, false], ["yes"]), values([true, false], ["yes"])),
   supported("add_generation_prompt", values([true, false], ["no"]), null),
+  {
+    ...supported(
+      "stream_options.continuous_usage_stats",
+      values([true, false, null], ["yes"]),
+      values([true, false, null], ["yes"]),
+    ),
+    body: (v) => ({ stream: true, stream_options: { include_usage: true, continuous_usage_stats: v } }),
+  },
+  {
+    ...supported(
+      "logit_bias",
+      values([{ "50": 100 }, { "50": -100, "7": 2.5 }, {}, null], [{ "50": 101 }, { "50": -100.5 }]),
+      values([{ "50": 100 }, {}, null], [{ "50": 101 }]),
+    ),
+    param: "logit_bias.50",
+  },
+  // the base requests' max_tokens is 1, and min_tokens may not exceed it
+  supported("min_tokens", values([0, 1, null], [-1, 1.5, 2]), values([0, 1, null], [-1, 1.5, 2])),
+  supported("ignore_eos", values([true, false, null], ["yes"]), values([true, false, null], ["yes"])),
+  supported("repetition_penalty", values([1, 1.2, 0.5, null], [0, -1]), values([1, 1.2, null], [0])),
+  supported("min_p", values([0, 0.1, 1, null], [1.5, -0.1]), values([0, 0.1, null], [1.5])),
+  supported("stop_token_ids", values([[2], [], null], ["2", 2]), values([[2, 3], [], null], [2])),
+  supported(
+    "include_stop_str_in_output",
+    values([true, false, null], ["yes"]),
+    values([true, false, null], ["yes"]),
+  ),
+  supported("skip_special_tokens", values([true, false, null], ["no"]), values([true, false, null], ["no"])),
+  supported("prompt_logprobs", values([0, 5, 20, null], [21, -1]), values([0, 5, null], [21, -1])),
+  supported("chat_template_kwargs", values([{ enable_thinking: false }, {}, null], ["x"]), null),
+  {
+    ...supported("continue_final_message", values([true, false, null], ["yes"]), null),
+    // only an assistant message can be continued
+    body: (v) => ({
+      messages: [
+        { role: "user", content: "hi" },
+        { role: "assistant", content: "Hel" },
+      ],
+      continue_final_message: v,
+    }),
+  },
 
   // refused by the schemas' own shapes (openai.ts)
   refusedBoth("n", [2], [1, null]),
@@ -121,22 +162,7 @@ export const FIELD_CASES: readonly FieldCase[] = [
   refusedChat("modalities", [["text", "audio"]], [["text"], null]),
   refusedChat("prediction", [{ type: "content", content: "draft" }]),
   refusedChat("web_search_options", [{}]),
-  {
-    ...refusedBoth("stream_options.continuous_usage_stats", [true], [false, null]),
-    body: (v) => ({ stream: true, stream_options: { include_usage: true, continuous_usage_stats: v } }),
-  },
   refusedBoth("lora", ["support@prod"]),
-  refusedBoth("logit_bias", [{ "50256": -100 }], [{}, null]),
-  refusedBoth("min_tokens", [4], [0, null]),
-  refusedBoth("ignore_eos", [true], [false, null]),
-  refusedBoth("repetition_penalty", [1.2], [1, null]),
-  refusedBoth("min_p", [0.1], [0, null]),
-  refusedBoth("stop_token_ids", [[2]], [[], null]),
-  refusedBoth("include_stop_str_in_output", [true], [false, null]),
-  refusedBoth("skip_special_tokens", [false], [true, null]),
-  refusedBoth("prompt_logprobs", [0, 5]),
-  refusedChat("chat_template_kwargs", [{ enable_thinking: false }], [{}, null]),
-  refusedChat("continue_final_message", [true], [false, null]),
   refusedBoth("guided_json", [{ type: "object" }]),
   refusedBoth("guided_regex", ["[0-9]+"]),
   refusedBoth("guided_choice", [["yes", "no"]]),

@@ -4,12 +4,18 @@ import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { AppError } from "../../../src/errors.ts";
-import { type ChatMessage, type ChatTemplate, compileChatTemplate, pickTemplate } from "./chat-template.ts";
+import {
+  type ChatMessage,
+  type ChatTemplate,
+  compileChatTemplate,
+  pickTemplate,
+  type RenderOptions,
+} from "./chat-template.ts";
 import { createStreamDecoder } from "./stream-decoder.ts";
 import { createTokenBytes, usesByteLevel } from "./token-bytes.ts";
 import type { RunnerTokenizer } from "./types.ts";
 
-export type { ChatMessage } from "./chat-template.ts";
+export type { ChatMessage, RenderOptions } from "./chat-template.ts";
 export { createStopMatcher, type StopMatcher, type StopResult } from "./stop-strings.ts";
 export type { StreamDecoder } from "./stream-decoder.ts";
 export { createAbsentTokenizer } from "./tokenizer-absent.ts";
@@ -101,7 +107,7 @@ function fromParts(
     ids.length === 0
       ? ""
       : tokenizer.decode(ids, { skip_special_tokens: options.skipSpecialTokens ?? false });
-  const renderChat = (messages: ChatMessage[], options: { addGenerationPrompt: boolean }) => {
+  const renderChat = (messages: ChatMessage[], options: RenderOptions) => {
     if (template === null) {
       throw new AppError("invalid_request", "this model has no chat template; use /v1/completions", {
         param: "messages",
@@ -124,7 +130,8 @@ function fromParts(
     ),
     renderChat,
     encodeChat: (messages, options) => encode(renderChat(messages, options), { addSpecialTokens: false }),
-    createStreamDecoder: () => createStreamDecoder((ids) => decode(ids, { skipSpecialTokens: true })),
+    createStreamDecoder: (options = {}) =>
+      createStreamDecoder((ids) => decode(ids, { skipSpecialTokens: options.skipSpecialTokens ?? true })),
     eosTokenId: eosToken === undefined ? null : (tokenizer.token_to_id(eosToken) ?? null),
     vocabSize: tokenizer.get_vocab(true).size,
   };

@@ -14,7 +14,9 @@ import {
   collect,
   completionId,
   idsOf,
+  logprobTokens,
   nowSeconds,
+  promptLogprobsOf,
   type TokenIdFields,
   tokenIdFields,
   usageOf,
@@ -24,9 +26,15 @@ import { writeStreamError } from "./sse.ts";
 
 function promptIds(deps: RunnerDeps, req: ChatCompletionRequest): number[] {
   const messages = req.messages.map((m) => ({ ...m, content: messageText(m) }));
-  // vLLM's extension: clients continuing an assistant turn turn the generation prompt off
-  const addGenerationPrompt = (req as { add_generation_prompt?: unknown }).add_generation_prompt !== false;
-  return deps.tokenizer.encodeChat(messages, { addGenerationPrompt });
+  const continueFinalMessage = req.continue_final_message === true;
+  // vLLM's extensions: add_generation_prompt defaults to on; continuing the last message turns it off (the
+  // schema refuses an explicit add_generation_prompt: true beside it)
+  const addGenerationPrompt = !continueFinalMessage && req.add_generation_prompt !== false;
+  return deps.tokenizer.encodeChat(messages, {
+    addGenerationPrompt,
+    continueFinalMessage,
+    ...(req.chat_template_kwargs ? { kwargs: req.chat_template_kwargs } : {}),
+  });
 }
 
 export function chatRoutes(app: Hono, deps: RunnerDeps): void {
@@ -45,12 +53,17 @@ export function chatRoutes(app: Hono, deps: RunnerDeps): void {
     const head = { id: completionId("chatcmpl"), created: nowSeconds(), model: req.model };
     // vLLM puts the prompt's ids on the response (the first chunk when streaming), not on the choice
     const promptField = ids.prompt ? { prompt_token_ids: prompt } : {};
-    if (req.stream) return streamChat(c, deps, events, { head, promptField, ids }, req);
+    if (req.stream)
+      return streamChat(c, deps, events, { head, promptField, ids, promptTokens: prompt.length }, req);
     const result = await collect(events);
     return c.json({
       ...head,
       object: "chat.completion" as const,
       ...promptField,
+      // vLLM's place for a chat's prompt logprobs: the response, beside prompt_token_ids
+      ...(result.promptLogprobs === undefined
+        ? {}
+        : { prompt_logprobs: promptLogprobsOf(deps.tokenizer, result.promptLogprobs) }),
       choices: [
         {
           index: 0,
@@ -69,6 +82,7 @@ interface ChatStreamPlan {
   head: { id: string; created: number; model: string };
   promptField: { prompt_token_ids?: number[] };
   ids: TokenIdFields;
+  promptTokens: number;
 }
 
 function streamChat(
@@ -80,13 +94,16 @@ function streamChat(
 ): Response {
   const { head, ids } = plan;
   const includeUsage = req.stream_options?.include_usage === true;
+  // vLLM's continuous_usage_stats takes effect only with include_usage
+  const continuous = includeUsage && req.stream_options?.continuous_usage_stats === true;
   const wantLogprobs = req.logprobs === true;
+  let generated = 0;
   const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
     JSON.stringify({
       ...head,
       object: "chat.completion.chunk",
       choices,
-      ...(includeUsage ? { usage: null } : {}),
+      ...(includeUsage ? { usage: continuous ? usageOf(plan.promptTokens, generated) : null } : {}),
       ...extra,
     });
   return streamSSE(
@@ -100,6 +117,7 @@ function streamChat(
       });
       for await (const event of events) {
         if (event.type === "delta") {
+          generated += event.tokens.length;
           if (event.text === "" && !wantLogprobs && !ids.completion) continue;
           const logprobs = wantLogprobs ? { content: chatLogprobs(deps.tokenizer, event.tokens) } : null;
           const tokenIds = ids.completion ? { token_ids: idsOf(event) } : {};
@@ -110,10 +128,17 @@ function streamChat(
           });
           continue;
         }
+        generated = event.completionTokens;
         const delta = event.text === "" ? {} : { content: event.text };
         const tokenIds = ids.completion ? { token_ids: idsOf(event) } : {};
+        // the stop token that ended it is counted in usage and token_ids, so its logprob comes here too
+        const stopTokens = logprobTokens(event);
+        const logprobs =
+          wantLogprobs && stopTokens.length > 0
+            ? { content: chatLogprobs(deps.tokenizer, stopTokens) }
+            : null;
         await stream.writeSSE({
-          data: chunk([{ index: 0, delta, logprobs: null, finish_reason: event.finishReason, ...tokenIds }]),
+          data: chunk([{ index: 0, delta, logprobs, finish_reason: event.finishReason, ...tokenIds }]),
         });
         if (includeUsage) {
           await stream.writeSSE({

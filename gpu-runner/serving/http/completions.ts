@@ -10,8 +10,10 @@ import {
   completionId,
   completionLogprobs,
   idsOf,
+  logprobTokens,
   mergeIndexed,
   nowSeconds,
+  promptLogprobsOf,
   type TokenIdFields,
   tokenIdFields,
   usageOf,
@@ -60,6 +62,9 @@ export function completionRoutes(app: Hono, deps: RunnerDeps): void {
         finish_reason: r.finishReason,
         ...(ids.prompt ? { prompt_token_ids: prompts[index] } : {}),
         ...(ids.completion ? { token_ids: r.tokenIds } : {}),
+        ...(r.promptLogprobs === undefined
+          ? {}
+          : { prompt_logprobs: promptLogprobsOf(deps.tokenizer, r.promptLogprobs) }),
       })),
       usage: usageOf(
         results.reduce((s, r) => s + r.promptTokens, 0),
@@ -78,7 +83,10 @@ function streamCompletions(
 ): Response {
   const { head, prompts, ids } = plan;
   const includeUsage = req.stream_options?.include_usage === true;
+  // vLLM's continuous_usage_stats takes effect only with include_usage; each chunk counts its own choice
+  const continuous = includeUsage && req.stream_options?.continuous_usage_stats === true;
   const wantLogprobs = req.logprobs != null;
+  const generated = generations.map(() => 0);
   const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
     JSON.stringify({ ...head, choices, ...(includeUsage ? { usage: null } : {}), ...extra });
   const offsets = generations.map(() => 0);
@@ -90,7 +98,10 @@ function streamCompletions(
     c,
     async (stream) => {
       for await (const { index, event } of mergeIndexed(generations)) {
-        const tokens = event.type === "delta" ? event.tokens : [];
+        // an end's tokens are the stop token that ended it, counted in usage and token_ids as vLLM does
+        const tokens = logprobTokens(event);
+        generated[index] =
+          event.type === "delta" ? (generated[index] as number) + tokens.length : event.completionTokens;
         // a delta whose text the decoder holds back still carries ids or logprobs the client asked for
         if (event.text === "" && event.type === "delta" && !wantLogprobs && !ids.completion) continue;
         const logprobs = wantLogprobs
@@ -105,8 +116,11 @@ function streamCompletions(
         const promptIds = promptSent[index] ? {} : { prompt_token_ids: prompts[index] };
         promptSent[index] = true;
         const choice = { index, text: event.text, logprobs, finish_reason: finishReason, ...promptIds };
+        const usage = continuous
+          ? { usage: usageOf((prompts[index] as number[]).length, generated[index] as number) }
+          : {};
         await stream.writeSSE({
-          data: chunk([ids.completion ? { ...choice, token_ids: idsOf(event) } : choice]),
+          data: chunk([ids.completion ? { ...choice, token_ids: idsOf(event) } : choice], usage),
         });
       }
       if (includeUsage)

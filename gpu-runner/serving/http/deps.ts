@@ -1,6 +1,7 @@
 // What the HTTP layer is given (docs/conventions.md#composition-roots): everything it touches arrives
 // here, so tests can build an app over a real engine and real files without patching globals.
 
+import type { SamplingDefaults } from "../../../src/contracts/openai.ts";
 import type { RunnerTokenizer } from "../../engine/tokenizer/index.ts";
 import type { Engine } from "../../engine/types.ts";
 import type { AdapterCache } from "../adapters.ts";
@@ -29,6 +30,8 @@ export interface RunnerDeps {
   baseModelFingerprint: string | null;
   /** Ids that end generation: generation_config's eos ids and the tokenizer's eos token. */
   stopTokenIds: number[];
+  /** generation_config.json's sampling defaults, for fields a request leaves out (vLLM's behaviour). */
+  samplingDefaults: SamplingDefaults;
   /**
    * Largest adapter upload accepted: every linear of the base at the slots' rank in float32, plus room for the
    * header. Anything larger cannot be a valid adapter for this runner, so it is refused before it is read.

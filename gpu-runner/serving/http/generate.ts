@@ -1,7 +1,7 @@
 // One generation as the HTTP layer sees it: text deltas (stable UTF-8, stop strings cut) with their
 // tokens' logprobs, then the end. Glues the tokenizer's stream decoder and stop matcher to the scheduler.
 
-import type { SamplingParams, TokenLogprob } from "../../engine/sampler.ts";
+import type { PromptTokenLogprobs, SamplingParams, TokenLogprob } from "../../engine/sampler.ts";
 import { createStopMatcher, type RunnerTokenizer } from "../../engine/tokenizer/index.ts";
 import type { Lease } from "../adapters.ts";
 import type { FinishReason, Scheduler } from "../scheduler.ts";
@@ -19,8 +19,12 @@ export type GenerationEvent =
       finishReason: Exclude<FinishReason, "cancelled">;
       promptTokens: number;
       completionTokens: number;
-      /** The eos that ended it: counted and in `token_ids`, never in text. */
+      /** The stop token (eos or one of stop_token_ids) that ended it: counted and in `token_ids`. */
       stopTokenId?: number;
+      /** That token with its logprobs: vLLM reports it in logprobs too. */
+      stopToken?: GeneratedToken;
+      /** vLLM's prompt_logprobs, when asked for. */
+      promptLogprobs?: (PromptTokenLogprobs | null)[];
     };
 
 export interface GenerationInput {
@@ -32,7 +36,18 @@ export interface GenerationInput {
   sampling: SamplingParams;
   seed: number | null;
   stop: string[];
+  /** Every token that ends generation: the model's eos ids (unless ignore_eos) and stop_token_ids. */
   stopTokenIds: number[];
+  /** vLLM's min_tokens: no stop token, and no stop string, ends generation before this many tokens. */
+  minTokens?: number;
+  /**
+   * vLLM's include_stop_str_in_output: the matched stop string, or the stop token's text, stays in the
+   * output (a special token's text only with skipSpecialTokens off).
+   */
+  includeStopStrInOutput?: boolean;
+  /** vLLM's skip_special_tokens (default true): false keeps special tokens' text in the output. */
+  skipSpecialTokens?: boolean;
+  promptLogprobs?: number | null;
   signal: AbortSignal;
 }
 
@@ -43,9 +58,12 @@ export function startGeneration(
   input: GenerationInput,
 ): AsyncIterable<GenerationEvent> {
   const channel: Channel<GenerationEvent> = createChannel();
-  const decoder = tokenizer.createStreamDecoder();
+  const decoder = tokenizer.createStreamDecoder({ skipSpecialTokens: input.skipSpecialTokens ?? true });
   const matcher = createStopMatcher(input.stop);
+  const minTokens = input.minTokens ?? 0;
+  const include = input.includeStopStrInOutput === true;
   let stopped = false;
+  let generated = 0;
   const { lease } = input;
   try {
     scheduler.submit(
@@ -58,13 +76,18 @@ export function startGeneration(
         sampling: input.sampling,
         seed: input.seed,
         stopTokenIds: input.stopTokenIds,
+        minTokens,
+        promptLogprobs: input.promptLogprobs ?? null,
         signal: input.signal,
       },
       {
         onToken(token) {
-          const result = matcher.push(decoder.push(token.token));
+          generated++;
+          // as vLLM: stop strings count only in text of tokens after the first min_tokens
+          const result = matcher.push(decoder.push(token.token), generated > minTokens);
           stopped = result.stopped;
-          channel.push({ type: "delta", text: result.text, tokens: [token] });
+          const text = include && result.stopped ? result.text + (matcher.matched() ?? "") : result.text;
+          channel.push({ type: "delta", text, tokens: [token] });
           return stopped;
         },
         onEnd(end) {
@@ -73,7 +96,15 @@ export function startGeneration(
             channel.close();
             return;
           }
-          const tail = stopped ? "" : matcher.push(decoder.flush()).text + matcher.flush();
+          let tail = "";
+          if (!stopped) {
+            // a stop token's text is left out (vLLM's detokenizer skips it) unless asked for
+            const last = include && end.stopToken !== undefined ? decoder.push(end.stopToken.token) : "";
+            const result = matcher.push(last + decoder.flush(), generated > minTokens);
+            tail = result.stopped
+              ? result.text + (include ? (matcher.matched() ?? "") : "")
+              : result.text + matcher.flush();
+          }
           channel.push({ type: "end", text: tail, ...end, finishReason: end.finishReason });
           channel.close();
         },

@@ -1,7 +1,8 @@
 // OpenAI response pieces built from generation events: ids, usage, and both logprobs layouts (chat's
 // per-token objects and legacy completions' parallel arrays).
-import type { Usage } from "../../../src/contracts/openai.ts";
+import type { PromptLogprobs, Usage } from "../../../src/contracts/openai.ts";
 import { AppError } from "../../../src/errors.ts";
+import type { PromptTokenLogprobs } from "../../engine/sampler.ts";
 import type { RunnerTokenizer } from "../../engine/tokenizer/index.ts";
 import type { GeneratedToken, GenerationEvent } from "./generate.ts";
 
@@ -52,6 +53,33 @@ export function completionLogprobs(tokenizer: RunnerTokenizer, tokens: Generated
   };
 }
 
+/**
+ * vLLM's prompt_logprobs layout: per prompt token null (the first) or token id → {logprob, rank,
+ * decoded_token}, the actual token and the top alternatives. JSON objects list integer keys in ascending order,
+ * so the actual token is not necessarily first, as it is in vLLM's Python dict; clients key by id.
+ */
+export function promptLogprobsOf(
+  tokenizer: RunnerTokenizer,
+  entries: readonly (PromptTokenLogprobs | null)[],
+): PromptLogprobs {
+  return entries.map((entry) => {
+    if (entry === null) return null;
+    const out: NonNullable<PromptLogprobs[number]> = {};
+    for (const t of [entry, ...entry.top]) {
+      const key = String(t.token);
+      if (key in out) continue;
+      out[key] = { logprob: t.logprob, rank: t.rank, decoded_token: tokenizer.tokenText(t.token) };
+    }
+    return out;
+  });
+}
+
+/** The tokens an event's logprobs cover: its sampled tokens, or the stop token that ended it. */
+export function logprobTokens(event: GenerationEvent): GeneratedToken[] {
+  if (event.type === "delta") return event.tokens;
+  return event.stopToken === undefined ? [] : [event.stopToken];
+}
+
 /** Which of vLLM's token-id fields a response carries. */
 export interface TokenIdFields {
   prompt: boolean;
@@ -78,12 +106,14 @@ export function idsOf(event: GenerationEvent): number[] {
 
 export interface Collected {
   text: string;
+  /** Every sampled token with its logprobs, the stop token that ended it included (as vLLM reports). */
   tokens: GeneratedToken[];
   /** `token_ids` of the whole completion (see idsOf). */
   tokenIds: number[];
   finishReason: "stop" | "length";
   promptTokens: number;
   completionTokens: number;
+  promptLogprobs?: (PromptTokenLogprobs | null)[];
 }
 
 /** Drains a generation into its whole text (for non-streaming responses). */
@@ -94,8 +124,8 @@ export async function collect(events: AsyncIterable<GenerationEvent>): Promise<C
   for await (const event of events) {
     text += event.text;
     tokenIds.push(...idsOf(event));
-    if (event.type === "delta") tokens.push(...event.tokens);
-    else
+    tokens.push(...logprobTokens(event));
+    if (event.type === "end")
       return {
         text,
         tokens,
@@ -103,6 +133,7 @@ export async function collect(events: AsyncIterable<GenerationEvent>): Promise<C
         finishReason: event.finishReason,
         promptTokens: event.promptTokens,
         completionTokens: event.completionTokens,
+        ...(event.promptLogprobs === undefined ? {} : { promptLogprobs: event.promptLogprobs }),
       };
   }
   // a generation only ends without an "end" event when it was cancelled: the client has gone, so this
