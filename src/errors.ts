@@ -14,6 +14,7 @@ export type ErrorCode =
   | "adapter_not_loaded"
   | "conflict"
   | "payload_too_large"
+  | "unsupported_media_type"
   | "rate_limited"
   | "queue_full"
   | "upstream_error"
@@ -47,6 +48,8 @@ export function statusFor(code: ErrorCode): number {
       return 409;
     case "payload_too_large":
       return 413;
+    case "unsupported_media_type":
+      return 415;
     case "rate_limited":
     case "queue_full":
       return 429;

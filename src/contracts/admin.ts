@@ -36,9 +36,78 @@ export const UploadedPartSchema = z.strictObject({
   partNumber: z.number().int().min(1).max(10_000),
   etag: z.string().min(1),
 });
+const PART_ORDER = "list parts in order 1, 2, 3, … with none skipped or repeated";
+
 export const CompleteMultipartRequestSchema = z.strictObject({
   uploadId: z.string().min(1),
-  parts: z.array(UploadedPartSchema).min(1, "must list every uploaded part"),
+  parts: z
+    .array(UploadedPartSchema)
+    .min(1, "must list every uploaded part")
+    .superRefine((parts, ctx) => {
+      // The file is the parts in order: a gap or a repeat would complete into other bytes than were sent.
+      const i = parts.findIndex((p, at) => p.partNumber !== at + 1);
+      const part = parts[i];
+      if (part === undefined) return;
+      ctx.addIssue({
+        code: "custom",
+        path: [i, "partNumber"],
+        input: part.partNumber,
+        message:
+          part.partNumber > i + 1
+            ? `part ${i + 1} is missing: ${PART_ORDER}`
+            : `must be ${i + 1}: ${PART_ORDER}`,
+      });
+    }),
+});
+
+/**
+ * A decimal integer where text carries a number (a path segment, a query value): digits only, so `0x1`,
+ * `1e3`, `01`, ` 1` and `1.0` are refused instead of read as some other number.
+ */
+export function decimalIntegerText(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (
+    z
+      .string()
+      .regex(/^(0|[1-9][0-9]*)$/, "must be a decimal integer (digits only, no leading zeros)")
+      .transform(Number)
+      // Integral by the pattern; exact because `max` is at most Number.MAX_SAFE_INTEGER.
+      .pipe(
+        z
+          .number()
+          .min(min, `must be >= ${min}`)
+          .max(Math.min(max, Number.MAX_SAFE_INTEGER), `must be <= ${max}`),
+      )
+  );
+}
+
+/**
+ * Upper bounds on a base model's shape, checked before its spec is built (which allocates per layer and
+ * module): generous, the largest open models are far below each, yet a config cannot make the edge allocate
+ * without bound. The stored spec stays well under D1's row size at these bounds.
+ */
+export const BASE_MODEL_BOUNDS = {
+  num_hidden_layers: 512,
+  hidden_size: 65_536,
+  intermediate_size: 524_288,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 4096,
+  vocab_size: 4_194_304,
+} as const;
+
+/** Only numbers are judged here; anything else is left to the full config check, which names every problem. */
+function atMost(max: number) {
+  return z.unknown().refine((v) => typeof v !== "number" || v <= max, { message: `must be <= ${max}` });
+}
+
+export const BaseModelBoundsSchema = z.looseObject({
+  num_hidden_layers: atMost(BASE_MODEL_BOUNDS.num_hidden_layers),
+  hidden_size: atMost(BASE_MODEL_BOUNDS.hidden_size),
+  intermediate_size: atMost(BASE_MODEL_BOUNDS.intermediate_size),
+  num_attention_heads: atMost(BASE_MODEL_BOUNDS.num_attention_heads),
+  num_key_value_heads: atMost(BASE_MODEL_BOUNDS.num_key_value_heads),
+  head_dim: atMost(BASE_MODEL_BOUNDS.head_dim),
+  vocab_size: atMost(BASE_MODEL_BOUNDS.vocab_size),
 });
 
 export const PublishVersionRequestSchema = z.strictObject({

@@ -7,6 +7,7 @@ import { createConsole } from "./console/app.tsx";
 import type { AppDeps, EdgeEnv } from "./env.ts";
 import { experimentRoutes, feedbackRoutes } from "./experiments/routes.ts";
 import { authenticate } from "./http/auth.ts";
+import { limitBodies, requireJsonBodies } from "./http/body-rules.ts";
 import { requestId } from "./http/request-id.ts";
 import { v1Routes } from "./inference/routes.ts";
 import { poolConfigFrom } from "./pool/pool-config.ts";
@@ -34,6 +35,10 @@ export function createApp(deps: AppDeps = defaultDeps): Hono<EdgeEnv> {
   app.get("/health", (c) => c.json({ ok: true }));
   app.use("/admin/*", authenticate);
   app.use("/v1/*", authenticate);
+  // After authentication, so only a known caller can make the edge count an unsized body; before the routes,
+  // so no handler or validator reads a body over its limit or of the wrong type (http/body-rules.ts).
+  for (const prefix of ["/admin/*", "/v1/*", "/console/*"]) app.use(prefix, limitBodies);
+  for (const prefix of ["/admin/*", "/v1/*"]) app.use(prefix, requireJsonBodies);
   app.route("/admin", tenantRoutes);
   app.route("/admin", baseModelRoutes);
   app.route("/admin", uploadRoutes);

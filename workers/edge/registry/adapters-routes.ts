@@ -5,6 +5,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { PEFT_WEIGHTS_FILE } from "../../../src/adapters/peft-files.ts";
 import {
+  decimalIntegerText,
   MoveAliasRequestSchema,
   PublishVersionRequestSchema,
   type VersionResponse,
@@ -14,14 +15,18 @@ import { AppError } from "../../../src/errors.ts";
 import { validate } from "../../../src/http/validate.ts";
 import type { EdgeEnv } from "../env.ts";
 import { scoped, tenantWith } from "../http/auth.ts";
+import { parseJsonBody, readJsonBody } from "../http/json-body.ts";
 import { BaseModelStore } from "./base-model-store.ts";
 import { BlobStore } from "./blob-store.ts";
-import { publishVersion } from "./publish.ts";
+import { discardRefusedUpload, publishVersion } from "./publish.ts";
 import { RegistryStore, type VersionRow } from "./registry-store.ts";
 import { ReleaseStore } from "./release-store.ts";
+import { UploadStore } from "./upload-store.ts";
 
 const NameParam = z.strictObject({ name: AdapterNameSchema });
-const VersionParam = NameParam.extend({ version: z.coerce.number().int().min(1) });
+const VersionParam = NameParam.extend({ version: decimalIntegerText(1) });
+/** Just enough of a publish body to find the upload it names, when the whole body is refused. */
+const NamedUpload = z.looseObject({ upload: z.uuid() });
 const AliasParam = NameParam.extend({ alias: AliasNameSchema });
 
 function maxRank(env: Env): number {
@@ -65,25 +70,27 @@ function registryOf(c: Context<EdgeEnv>): RegistryStore {
 export const adapterRoutes = new Hono<EdgeEnv>()
   .use("/adapters", scoped("publish"))
   .use("/adapters/*", scoped("publish"))
-  .post(
-    "/adapters/:name/versions",
-    validate("param", NameParam),
-    validate("json", PublishVersionRequestSchema),
-    async (c) => {
-      const { tenant, actor } = tenantWith(c, "publish");
-      const registry = registryOf(c);
-      const row = await publishVersion(
-        {
-          blobs: new BlobStore(c.env.ADAPTERS),
-          registry,
-          baseModels: new BaseModelStore(c.env.DB),
-          maxRank: maxRank(c.env),
-        },
-        { tenant, actor, name: c.req.valid("param").name, request: c.req.valid("json") },
-      );
-      return c.json(await versionResponse(registry, tenant, row), 201);
-    },
-  )
+  .post("/adapters/:name/versions", validate("param", NameParam), async (c) => {
+    const { tenant, actor } = tenantWith(c, "publish");
+    const registry = registryOf(c);
+    const stores = { blobs: new BlobStore(c.env.ADAPTERS), uploads: new UploadStore(c.env.DB) };
+    // Not validate("json"): a body the schema refuses still names an upload, which a refusal must delete
+    // (docs/architecture.md#invariants).
+    const body = await readJsonBody(c);
+    let request: z.output<typeof PublishVersionRequestSchema>;
+    try {
+      request = parseJsonBody(PublishVersionRequestSchema, body);
+    } catch (error) {
+      const named = NamedUpload.safeParse(body);
+      if (named.success) await discardRefusedUpload(stores, tenant, named.data.upload);
+      throw error;
+    }
+    const row = await publishVersion(
+      { ...stores, registry, baseModels: new BaseModelStore(c.env.DB), maxRank: maxRank(c.env) },
+      { tenant, actor, name: c.req.valid("param").name, request },
+    );
+    return c.json(await versionResponse(registry, tenant, row), 201);
+  })
   .get("/adapters", async (c) => {
     const { tenant } = tenantWith(c, "publish");
     return c.json({ object: "list", data: await registryOf(c).adapters(tenant) });

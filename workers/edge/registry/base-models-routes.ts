@@ -2,8 +2,13 @@
 // publishers validate against the spec locally before uploading.
 import { Hono } from "hono";
 import { z } from "zod";
-import { BaseModelIdSchema, type BaseModelResponse } from "../../../src/contracts/admin.ts";
+import {
+  BaseModelBoundsSchema,
+  BaseModelIdSchema,
+  type BaseModelResponse,
+} from "../../../src/contracts/admin.ts";
 import { baseModelSpecFromConfig } from "../../../src/contracts/base-model.ts";
+import { parseOrThrow } from "../../../src/contracts/issues.ts";
 import { AppError } from "../../../src/errors.ts";
 import { validate } from "../../../src/http/validate.ts";
 import type { EdgeEnv } from "../env.ts";
@@ -42,7 +47,11 @@ export const baseModelRoutes = new Hono<EdgeEnv>()
     validate("param", IdParam),
     validate("json", z.record(z.string(), z.unknown())),
     async (c) => {
-      const spec = await baseModelSpecFromConfig(c.req.valid("param").id, c.req.valid("json"));
+      const { id } = c.req.valid("param");
+      const config = c.req.valid("json");
+      // Before the spec is built: building it allocates per layer and module, so size comes first.
+      parseOrThrow(BaseModelBoundsSchema, config, "invalid_model", `base model "${id}" config.json`);
+      const spec = await baseModelSpecFromConfig(id, config);
       const { model, created } = await new BaseModelStore(c.env.DB).register(spec);
       return c.json(toResponse(model), created ? 201 : 200);
     },

@@ -138,27 +138,42 @@ export class BlobStore {
   /**
    * Turns a validated upload into its content-addressed blob, proving the declared digest on the way: a new
    * blob is written by R2 with a sha256 check, an existing one is matched by hashing the staged bytes.
+   * `inspect`, when given, sees every byte on the way and may refuse the file by erroring; R2 then stores
+   * nothing, since a put whose body errors before its last byte writes no object.
    */
-  async promote(tenantId: string, upload: StagedUpload): Promise<{ created: boolean }> {
+  async promote(
+    tenantId: string,
+    upload: StagedUpload,
+    inspect?: TransformStream<Uint8Array, Uint8Array>,
+  ): Promise<{ created: boolean }> {
     const key = uploadKey(tenantId, upload.id);
     const exists = (await this.#bucket.head(blobKey(upload.sha256))) !== null;
     const staged = await this.#bucket.get(key);
     if (!staged) throw new AppError("not_found", `upload ${upload.id} does not exist`, { param: "upload" });
+    // Piped by hand rather than pipeThrough: each pipe's outcome is awaited here, so an inspector's refusal
+    // is this call's error and never an unhandled rejection of a pipe nobody watches.
+    const inspecting = inspect === undefined ? Promise.resolve() : staged.body.pipeTo(inspect.writable);
+    const body = inspect === undefined ? staged.body : inspect.readable;
     if (exists) {
-      const actual = await sha256OfStream(staged.body);
-      if (actual !== upload.sha256) throw digestMismatch("upload", upload.sha256);
+      const [inspected, hashed] = await Promise.allSettled([inspecting, sha256OfStream(body)]);
+      if (inspected.status === "rejected") throw inspected.reason;
+      if (hashed.status === "rejected") throw hashed.reason;
+      if (hashed.value !== upload.sha256) throw digestMismatch("upload", upload.sha256);
       return { created: false };
     }
     const copy = new FixedLengthStream(staged.size);
-    const piping = staged.body.pipeTo(copy.writable);
-    try {
-      await this.#bucket.put(blobKey(upload.sha256), copy.readable, { sha256: upload.sha256 });
-      await piping;
-    } catch (error) {
-      await piping.catch(() => undefined);
-      if (isBadDigest(error)) throw digestMismatch("upload", upload.sha256);
-      throw error;
+    const [inspected, piped, put] = await Promise.allSettled([
+      inspecting,
+      body.pipeTo(copy.writable),
+      this.#bucket.put(blobKey(upload.sha256), copy.readable, { sha256: upload.sha256 }),
+    ]);
+    // The inspector's refusal is the reason the put failed, whatever R2 made of the errored body.
+    if (inspected.status === "rejected") throw inspected.reason;
+    if (put.status === "rejected") {
+      if (isBadDigest(put.reason)) throw digestMismatch("upload", upload.sha256);
+      throw put.reason;
     }
+    if (piped.status === "rejected") throw piped.reason;
     return { created: true };
   }
 
@@ -184,13 +199,25 @@ export class BlobStore {
 
 export async function sha256OfStream(stream: ReadableStream): Promise<string> {
   const digest = new crypto.DigestStream("SHA-256");
-  await stream.pipeTo(digest);
-  return toHex(new Uint8Array(await digest.digest));
+  // The digest rejects too when the stream errors: read both outcomes so neither goes unhandled.
+  const [piped, hashed] = await Promise.allSettled([stream.pipeTo(digest), digest.digest]);
+  if (piped.status === "rejected") throw piped.reason;
+  if (hashed.status === "rejected") throw hashed.reason;
+  return toHex(new Uint8Array(hashed.value));
 }
 
 function multipartError(error: unknown, uploadId: string): unknown {
   if (error instanceof Error && /multipart upload does not exist|10024/.test(error.message)) {
     return new AppError("not_found", `multipart upload ${uploadId} does not exist`, { param: "uploadId" });
+  }
+  if (error instanceof Error && error.message.includes("(10025)")) {
+    // The edge checks every listed part against the ones it saw uploaded first, so this is rare: a part
+    // re-uploaded while the upload was being completed.
+    return new AppError(
+      "invalid_request",
+      "parts: R2 does not hold every listed part with its etag under this uploadId; upload them again",
+      { param: "parts" },
+    );
   }
   if (error instanceof Error && error.message.includes("(10011)")) {
     return new AppError(

@@ -1,6 +1,8 @@
-// Publishing a version: staged upload → header check → validation against the base → content-addressed
-// blob → one D1 batch. Every refusal happens before the blob is written and no row is written until the
-// blob exists, so a refused publish leaves nothing behind; the staged upload is discarded either way.
+// Publishing a version: staged upload → claim → header check → validation against the base → value check
+// while copying to the content-addressed blob → one D1 batch. Every refusal happens before the blob is
+// written and no row is written until the blob exists, so a refused publish leaves nothing behind; the staged
+// upload is discarded either way. The claim (one conditional insert in D1) makes an upload publish once, however
+// many requests race on it.
 
 import { PEFT_WEIGHTS_FILE } from "../../../src/adapters/peft-files.ts";
 import {
@@ -14,9 +16,12 @@ import { AppError } from "../../../src/errors.ts";
 import type { BaseModelStore, StoredBaseModel } from "./base-model-store.ts";
 import type { BlobStore, StagedUpload } from "./blob-store.ts";
 import type { RegistryStore, VersionRow } from "./registry-store.ts";
+import type { UploadStore } from "./upload-store.ts";
+import { finiteWeightsCheck } from "./weights-check.ts";
 
 export interface PublishDeps {
   blobs: BlobStore;
+  uploads: UploadStore;
   registry: RegistryStore;
   baseModels: BaseModelStore;
   maxRank: number;
@@ -38,11 +43,31 @@ export async function publishVersion(deps: PublishDeps, input: PublishInput): Pr
       param: "upload",
     });
   }
+  if (!(await deps.uploads.claim(input.tenant, upload.id))) {
+    throw new AppError(
+      "conflict",
+      `upload ${upload.id} is already being published by another request; an upload publishes once ` +
+        "(upload the file again to publish it again)",
+      { param: "upload" },
+    );
+  }
   try {
     return await publishStaged(deps, input, upload);
   } finally {
     await deps.blobs.discardUpload(input.tenant, upload.id);
   }
+}
+
+/**
+ * For a publish refused before it began (its body failed the schema): deletes the staged upload it names,
+ * unless another publish holds that upload. The claim stays, so the upload can never publish afterwards.
+ */
+export async function discardRefusedUpload(
+  deps: Pick<PublishDeps, "blobs" | "uploads">,
+  tenant: string,
+  upload: string,
+): Promise<void> {
+  if (await deps.uploads.claim(tenant, upload)) await deps.blobs.discardUpload(tenant, upload);
 }
 
 async function publishStaged(
@@ -80,7 +105,11 @@ async function publishStaged(
     await deps.registry.version(input.tenant, input.name, request.parentVersion);
   }
   const id = await runnerAdapterId(upload.sha256, validated);
-  const { created } = await deps.blobs.promote(input.tenant, upload);
+  const { created } = await deps.blobs.promote(
+    input.tenant,
+    upload,
+    finiteWeightsCheck(header, `adapter "${input.name}"`),
+  );
   try {
     return await deps.registry.publish({
       tenant: input.tenant,

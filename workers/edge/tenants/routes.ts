@@ -2,7 +2,7 @@
 // admin key manages its own keys only.
 import { Hono } from "hono";
 import { z } from "zod";
-import { CreateTenantRequestSchema } from "../../../src/contracts/admin.ts";
+import { CreateTenantRequestSchema, decimalIntegerText } from "../../../src/contracts/admin.ts";
 import { CreateApiKeyRequestSchema } from "../../../src/contracts/keys.ts";
 import { TenantNameSchema } from "../../../src/contracts/names.ts";
 import { AppError } from "../../../src/errors.ts";
@@ -31,6 +31,14 @@ export const tenantRoutes = new Hono<EdgeEnv>()
     const store = new KeyStore(c.env.DB);
     if (!(await store.tenantExists(tenant))) {
       throw new AppError("not_found", `tenant ${JSON.stringify(tenant)} does not exist`, { param: "tenant" });
+    }
+    // A key that is dead on arrival is a mistake in the request, not a key to hand out.
+    if (body.expiresAt !== undefined && Date.parse(body.expiresAt) <= Date.now()) {
+      throw new AppError(
+        "invalid_request",
+        `body.expiresAt: must be in the future; got ${JSON.stringify(body.expiresAt)}, which has passed`,
+        { param: "expiresAt" },
+      );
     }
     const created = await store.createKey({ ...body, tenant });
     await audit(c.env.DB, {
@@ -68,8 +76,8 @@ export const tenantRoutes = new Hono<EdgeEnv>()
     validate(
       "query",
       z.strictObject({
-        limit: z.coerce.number().int().min(1).max(500).default(100),
-        before: z.coerce.number().int().min(1).optional(),
+        limit: decimalIntegerText(1, 500).default(100),
+        before: decimalIntegerText(1).optional(),
       }),
     ),
     async (c) => {
