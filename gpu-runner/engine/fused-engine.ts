@@ -15,6 +15,7 @@ import type { HfModel } from "./model/hf-model.ts";
 import { fusedIo, type Precision } from "./onnx/fused-decoder.ts";
 import { GraphBuilder } from "./onnx/graph-builder.ts";
 import type { Ort, OrtTensor, Session } from "./ort-backend.ts";
+import { checkStepRows } from "./step-rows.ts";
 import type { AdapterWeights, Backend, Device, Engine, ModelInfo, SequenceId, StepRow } from "./types.ts";
 
 export interface FusedEngineParts {
@@ -258,30 +259,12 @@ export class FusedEngine implements Engine {
     this.bySeq.delete(seq);
   }
 
-  private checkRow(r: StepRow, i: number, seen: Set<SequenceId>): number {
-    const lane = this.bySeq.get(r.seq);
-    if (lane === undefined) throw invalid(`rows[${i}].seq: unknown sequence ${r.seq}`, "seq");
-    if (seen.has(r.seq)) throw invalid(`rows[${i}].seq: sequence ${r.seq} appears twice in one step`, "seq");
-    seen.add(r.seq);
-    if (r.tokens.length === 0) throw invalid(`rows[${i}].tokens: must not be empty`, "tokens");
-    const bad = r.tokens.find((t) => !Number.isInteger(t) || t < 0 || t >= this.info.vocabSize);
-    if (bad !== undefined)
-      throw invalid(`rows[${i}].tokens: ids must be 0..${this.info.vocabSize - 1}; got ${bad}`, "tokens");
-    const length = (this.lanes[lane] as Lane).length + r.tokens.length;
-    if (length > this.info.maxPositions) {
-      throw invalid(
-        `rows[${i}]: sequence length must be <= ${this.info.maxPositions} (max positions); got ${length}`,
-        "tokens",
-      );
-    }
-    return lane;
-  }
-
   async step(rows: StepRow[]): Promise<Float32Array[]> {
     if (this.busy) throw new AppError("conflict", "step called while another step is running");
-    if (rows.length === 0) throw invalid("step needs at least one row", "rows");
-    const seen = new Set<SequenceId>();
-    const lanes = rows.map((r, i) => this.checkRow(r, i, seen));
+    const lanes = checkStepRows(rows, this.info, (seq) => {
+      const lane = this.bySeq.get(seq);
+      return lane === undefined ? null : { state: lane, length: (this.lanes[lane] as Lane).length };
+    });
     this.busy = true;
     try {
       const firstPrompt = this.lanes.every((l) => l === null || l.length === 0);

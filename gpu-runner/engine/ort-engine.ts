@@ -9,6 +9,7 @@ import type { HfModel } from "./model/hf-model.ts";
 import { io } from "./onnx/llama-decoder.ts";
 import type { Ort, OrtTensor, Session } from "./ort-backend.ts";
 import { buildStepInputs, type RowPlan } from "./step-inputs.ts";
+import { checkStepRows } from "./step-rows.ts";
 import type { AdapterWeights, Backend, Device, Engine, ModelInfo, SequenceId, StepRow } from "./types.ts";
 
 export interface EngineParts {
@@ -73,30 +74,12 @@ export class OrtEngine implements Engine {
     this.sequences.delete(seq);
   }
 
-  private checkRow(r: StepRow, i: number, seen: Set<SequenceId>): Sequence {
-    const s = this.sequences.get(r.seq);
-    if (!s) throw invalid(`rows[${i}].seq: unknown sequence ${r.seq}`, "seq");
-    if (seen.has(r.seq)) throw invalid(`rows[${i}].seq: sequence ${r.seq} appears twice in one step`, "seq");
-    seen.add(r.seq);
-    if (r.tokens.length === 0) throw invalid(`rows[${i}].tokens: must not be empty`, "tokens");
-    const bad = r.tokens.find((t) => !Number.isInteger(t) || t < 0 || t >= this.info.vocabSize);
-    if (bad !== undefined)
-      throw invalid(`rows[${i}].tokens: ids must be 0..${this.info.vocabSize - 1}; got ${bad}`, "tokens");
-    const length = s.kv.length + r.tokens.length;
-    if (length > this.info.maxPositions) {
-      throw invalid(
-        `rows[${i}]: sequence length must be <= ${this.info.maxPositions} (max positions); got ${length}`,
-        "tokens",
-      );
-    }
-    return s;
-  }
-
   async step(rows: StepRow[]): Promise<Float32Array[]> {
     if (this.busy) throw new AppError("conflict", "step called while another step is running");
-    if (rows.length === 0) throw invalid("step needs at least one row", "rows");
-    const seen = new Set<SequenceId>();
-    const seqs = rows.map((r, i) => this.checkRow(r, i, seen));
+    const seqs = checkStepRows(rows, this.info, (seq) => {
+      const s = this.sequences.get(seq);
+      return s ? { state: s, length: s.kv.length } : null;
+    });
     this.busy = true;
     try {
       return await this.run(rows, seqs);
