@@ -6,9 +6,9 @@ import type { KvFeeder } from "./kv-feeds.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
 import type { LoraSlots } from "./lora-slots.ts";
 import type { HfModel } from "./model/hf-model.ts";
-import { io } from "./onnx/llama-decoder.ts";
+import { io, stepInputsOf } from "./onnx/llama-decoder.ts";
 import type { Ort, OrtTensor, Session } from "./ort-backend.ts";
-import { buildStepInputs, type RowPlan } from "./step-inputs.ts";
+import { buildStepInputs, type RowPlan, type StepGeometry } from "./step-inputs.ts";
 import { checkStepRows } from "./step-rows.ts";
 import type { AdapterWeights, Backend, Device, Engine, ModelInfo, SequenceId, StepRow } from "./types.ts";
 
@@ -41,11 +41,21 @@ export class OrtEngine implements Engine {
   readonly maxRank: number;
   private readonly parts: EngineParts;
   private readonly sequences = new Map<SequenceId, Sequence>();
+  private readonly geometry: StepGeometry;
   private nextId = 1;
   private busy = false;
 
   constructor(parts: EngineParts) {
     this.parts = parts;
+    const d = parts.model.decoder;
+    const used = stepInputsOf(d);
+    this.geometry = {
+      ropes: parts.model.ropes,
+      tables: used.ropes,
+      rotaryDim: d.math.rotaryDim,
+      masks: used.masks,
+      window: d.math.slidingWindow,
+    };
     this.info = parts.info;
     this.device = parts.device;
     this.backend = parts.backend;
@@ -100,13 +110,11 @@ export class OrtEngine implements Engine {
       pastValid: (kvRows[b] as KvRow).valid,
       position: (kvRows[b] as KvRow).length,
     }));
-    const step = buildStepInputs(plans, past.length, model.rope, d.headDim);
+    const step = buildStepInputs(plans, past.length, this.geometry);
     const batch = rows.length;
+    const rotary = [batch, seq, this.geometry.rotaryDim];
     const feeds: Record<string, OrtTensor> = {
       [io.inputIds]: new ort.Tensor("int64", step.ids, [batch, seq]),
-      [io.cos]: new ort.Tensor("float32", step.cos, [batch, seq, d.headDim]),
-      [io.sin]: new ort.Tensor("float32", step.sin, [batch, seq, d.headDim]),
-      [io.bias]: new ort.Tensor("float32", step.bias, [batch, seq, past.length + seq]),
       ...past.feeds,
       ...(await this.parts.loraFeeds?.get()),
       ...this.parts.slots?.rowFeeds(
@@ -114,6 +122,11 @@ export class OrtEngine implements Engine {
         seqs.map((s) => s.slot),
       ),
     };
+    for (const [t, cos] of step.cos) feeds[io.cosOf(t)] = new ort.Tensor("float32", cos, rotary);
+    for (const [t, sin] of step.sin) feeds[io.sinOf(t)] = new ort.Tensor("float32", sin, rotary);
+    for (const [kind, mask] of step.masks) {
+      feeds[io.biasOf(kind)] = new ort.Tensor("float32", mask, [batch, seq, past.length + seq]);
+    }
     const out = await session.run(feeds);
     const layers = Array.from({ length: d.numLayers }, (_, l) => l);
     const newKeys = layers.map((l) => out[io.newKey(l)]?.data as Float32Array);

@@ -4,11 +4,17 @@
 // Built for a fixed [batch, seq]; rows are right-padded, so causal attention alone keeps padding out of
 // every real position, and padded targets carry loss weight 0.
 
+import { AppError } from "../../src/errors.ts";
 import { type Rope, writeCosSin } from "../engine/model/rope.ts";
 import type { GraphBuilder } from "../engine/onnx/graph-builder.ts";
 import { GraphBuilder as Builder } from "../engine/onnx/graph-builder.ts";
 import { rmsNorm, rotary } from "../engine/onnx/layers.ts";
-import { type DecoderSpec, transposeMatrix, type WeightSource } from "../engine/onnx/llama-decoder.ts";
+import {
+  beyondLlamaShape,
+  type DecoderSpec,
+  transposeMatrix,
+  type WeightSource,
+} from "../engine/onnx/llama-decoder.ts";
 import {
   add,
   gather,
@@ -204,6 +210,14 @@ function lossHead(c: Ctx, hidden: string, embed: string): { loss: string; nll: s
 export function buildTrainGraph(spec: TrainGraphSpec): GraphBuilder {
   const g = new Builder();
   const d = spec.decoder;
+  const beyond = beyondLlamaShape(d);
+  if (beyond.length > 0) {
+    // Training's graph has the llama shape only; serving computes the other families (llama-decoder.ts).
+    throw new AppError(
+      "invalid_model",
+      `the base model: training supports llama, mistral and qwen2; this model has ${beyond.join(", ")} (not supported)`,
+    );
+  }
   const c: Ctx = { g, spec, lora: new Map(spec.modules.map((m) => [m.name, m])) };
   const ids = g.input(trainIo.inputIds, "int64", [spec.batch, spec.seq]);
   const embedName = "model.embed_tokens.weight";

@@ -1,7 +1,7 @@
 // PEFT's targeting and scaling rules, applied to a base model's linear modules. Mirrors
 // peft/tuners/tuners_utils.py `check_target_module_exists`, utils/other.py `get_pattern_key` and
 // tuners/lora/layer.py `update_layer` (scaling), so an adapter adapts exactly the modules PEFT would.
-import type { BaseModelSpec, LinearModule } from "../contracts/base-model.ts";
+import type { Architecture, BaseModelSpec, LinearModule } from "../contracts/base-model.ts";
 import type { PeftLoraConfig } from "../contracts/peft-config.ts";
 import { AppError } from "../errors.ts";
 import { checkPattern, fullMatch, layerIndexText, type PatternUse, patternKeyMatches } from "./peft-regex.ts";
@@ -14,7 +14,15 @@ export interface EffectiveModule {
 }
 
 /** PEFT's default target modules for the families we serve (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
-const DEFAULT_TARGETS = ["q_proj", "v_proj"];
+const DEFAULT_TARGETS: Record<Architecture, string[]> = {
+  llama: ["q_proj", "v_proj"],
+  mistral: ["q_proj", "v_proj"],
+  qwen2: ["q_proj", "v_proj"],
+  qwen3: ["q_proj", "v_proj"],
+  gemma2: ["q_proj", "v_proj"],
+  gemma3_text: ["q_proj", "v_proj"],
+  phi3: ["qkv_proj"],
+};
 
 /** `key in list` or a dotted-suffix match, as PEFT does for list-valued target/exclude modules. */
 function listMatch(list: string[], key: string): boolean {
@@ -54,10 +62,14 @@ function inLayers(config: PeftLoraConfig, key: string): boolean {
   return typeof layers === "number" ? index === layers : layers.includes(index);
 }
 
-/** Whether PEFT would wrap this module. A string target is a regex; "all-linear" is every linear but the head. */
-export function isTargeted(config: PeftLoraConfig, key: string): boolean {
+/**
+ * Whether PEFT would wrap this module of a base of family `architecture` (whose default targets apply when
+ * the config names none). A string target is a regex; "all-linear" is every linear but the head, Phi-3's
+ * fused qkv_proj and gate_up_proj included.
+ */
+export function isTargeted(config: PeftLoraConfig, key: string, architecture: Architecture): boolean {
   if (isExcluded(config, key)) return false;
-  const targets = config.target_modules ?? DEFAULT_TARGETS;
+  const targets = config.target_modules ?? DEFAULT_TARGETS[architecture];
   if (targets === "all-linear") return true;
   if (typeof targets === "string") return fullMatch(targets, key, "target_modules");
   if (targets.includes(key)) return true;
@@ -89,7 +101,7 @@ export function effectiveModules(config: PeftLoraConfig, spec: BaseModelSpec): E
 }
 
 export function targetedModules(config: PeftLoraConfig, spec: BaseModelSpec): LinearModule[] {
-  return spec.modules.filter((m) => isTargeted(config, m.name));
+  return spec.modules.filter((m) => isTargeted(config, m.name, spec.architecture));
 }
 
 /** Every regex the config holds, with the field that holds it and how PEFT matches it. */
@@ -161,7 +173,7 @@ export function targetingProblems(config: PeftLoraConfig, spec: BaseModelSpec): 
   const problems = layerProblems(config);
   if (config.target_modules !== "all-linear") {
     for (const path of containerPaths(spec)) {
-      if (isTargeted(config, path)) {
+      if (isTargeted(config, path, spec.architecture)) {
         problems.push(
           `target_modules ${targets} matches ${path}, which is not a linear layer (PEFT refuses it)`,
         );

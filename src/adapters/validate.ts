@@ -181,7 +181,7 @@ function checkModules(
   const out: ValidatedModule[] = [];
   for (const m of spec.modules) {
     const pair = pairs.get(m.name);
-    if (!isTargeted(config, m.name)) {
+    if (!isTargeted(config, m.name, spec.architecture)) {
       if (pair) problems.push(`file has weights for ${m.name}, which adapter_config.json does not target`);
       continue;
     }

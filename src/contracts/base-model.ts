@@ -45,9 +45,13 @@ export const LINEAR_KINDS = [
   "gate_proj",
   "up_proj",
   "down_proj",
+  /** Phi-3's fused q, k and v (q then k then v along the outputs), as PEFT targets it. */
+  "qkv_proj",
+  /** Phi-3's fused gate and up (gate then up along the outputs). */
+  "gate_up_proj",
 ] as const;
 export type LinearKind = (typeof LINEAR_KINDS)[number];
-export const ARCHITECTURES = ["llama", "mistral", "qwen2"] as const;
+export const ARCHITECTURES = ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3"] as const;
 export type Architecture = (typeof ARCHITECTURES)[number];
 
 export interface LinearModule {
@@ -107,9 +111,25 @@ const kvShape = (d: Dims) => ({ inFeatures: d.hidden, outFeatures: d.kv });
 const oShape = (d: Dims) => ({ inFeatures: d.q, outFeatures: d.hidden });
 const upShape = (d: Dims) => ({ inFeatures: d.hidden, outFeatures: d.intermediate });
 const downShape = (d: Dims) => ({ inFeatures: d.intermediate, outFeatures: d.hidden });
+const qkvShape = (d: Dims) => ({ inFeatures: d.hidden, outFeatures: d.q + 2 * d.kv });
+const gateUpShape = (d: Dims) => ({ inFeatures: d.hidden, outFeatures: 2 * d.intermediate });
 
-/** Per family: every linear in a decoder layer (the output head is never an adapter target) and its bias. */
-const FAMILIES: Record<Architecture, Record<LinearKind, LinearFacts>> = {
+/** The seven linears of a llama-shaped layer, attention biased as `attention_bias` says (qwen3, gemma2, gemma3). */
+const SEVEN_ATTENTION_BIAS_FLAG: Partial<Record<LinearKind, LinearFacts>> = {
+  q_proj: linear("self_attn", qShape, attentionBiasFlag),
+  k_proj: linear("self_attn", kvShape, attentionBiasFlag),
+  v_proj: linear("self_attn", kvShape, attentionBiasFlag),
+  o_proj: linear("self_attn", oShape, attentionBiasFlag),
+  gate_proj: linear("mlp", upShape, never),
+  up_proj: linear("mlp", upShape, never),
+  down_proj: linear("mlp", downShape, never),
+};
+
+/**
+ * Per family: every linear in a decoder layer (the output head is never an adapter target) and its bias, in
+ * the family's module order.
+ */
+const FAMILIES: Record<Architecture, Partial<Record<LinearKind, LinearFacts>>> = {
   llama: {
     q_proj: linear("self_attn", qShape, attentionBiasFlag),
     k_proj: linear("self_attn", kvShape, attentionBiasFlag),
@@ -137,7 +157,21 @@ const FAMILIES: Record<Architecture, Record<LinearKind, LinearFacts>> = {
     up_proj: linear("mlp", upShape, never),
     down_proj: linear("mlp", downShape, never),
   },
+  qwen3: SEVEN_ATTENTION_BIAS_FLAG,
+  gemma2: SEVEN_ATTENTION_BIAS_FLAG,
+  gemma3_text: SEVEN_ATTENTION_BIAS_FLAG,
+  phi3: {
+    qkv_proj: linear("self_attn", qkvShape, never),
+    o_proj: linear("self_attn", oShape, never),
+    gate_up_proj: linear("mlp", gateUpShape, never),
+    down_proj: linear("mlp", downShape, never),
+  },
 };
+
+/** The linear kinds of one decoder layer of the family, in its module order. */
+export function familyLinears(arch: Architecture): LinearKind[] {
+  return Object.keys(FAMILIES[arch]) as LinearKind[];
+}
 
 function isArchitecture(t: string): t is Architecture {
   return (ARCHITECTURES as readonly string[]).includes(t);
@@ -164,8 +198,8 @@ function buildModules(arch: Architecture, c: HfConfig, d: Dims): LinearModule[] 
   const modules: LinearModule[] = [];
   const facts = FAMILIES[arch];
   for (let layer = 0; layer < c.num_hidden_layers; layer++) {
-    for (const kind of LINEAR_KINDS) {
-      const f = facts[kind];
+    for (const kind of familyLinears(arch)) {
+      const f = facts[kind] as LinearFacts;
       const name = `model.layers.${layer}.${f.parent}.${kind}`;
       modules.push({ name, layer, kind, ...f.shape(d), bias: f.bias(c) });
     }

@@ -1,6 +1,6 @@
 // Every boundary of the engine refuses bad input with an AppError naming the field, the rule and the value,
 // and a refused adapter leaves its slot as it was.
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine } from "../../gpu-runner/engine/engine.ts";
@@ -100,18 +100,32 @@ describe("the engine refuses", () => {
 });
 
 describe("model directories", () => {
-  it("mistral's sliding window caps the positions the engine accepts (full attention equals it only up to there)", async () => {
-    const dir = join(root, "windowed");
+  it("mistral's sliding window does not cap the context: past it, positions attend to the last 32 only", async () => {
     const base = TINY_MODELS["tiny-mistral"] as (typeof TINY_MODELS)[string];
-    writeSyntheticModel(dir, { ...base, extraConfig: { sliding_window: 32 } });
-    const windowed = await createEngine({ modelDir: dir, maxSlots: 0, maxRank: 1 });
-    expect(windowed.info.maxPositions).toBe(32);
-    const seq = windowed.createSequence(0);
-    const error = await rejection(() =>
-      windowed.step([{ seq, tokens: Array.from({ length: 33 }, () => 1) }]),
-    );
-    expect(error.message).toBe("rows[0]: sequence length must be <= 32 (max positions); got 33");
-    await windowed.dispose();
+    writeSyntheticModel(join(root, "windowed"), { ...base, extraConfig: { sliding_window: 32 } });
+    writeSyntheticModel(join(root, "unwindowed"), base);
+    const windowed = await createEngine({ modelDir: join(root, "windowed"), maxSlots: 0, maxRank: 1 });
+    const full = await createEngine({ modelDir: join(root, "unwindowed"), maxSlots: 0, maxRank: 1 });
+    expect(windowed.info.maxPositions).toBe(128);
+    const tokens = Array.from({ length: 40 }, (_, i) => (i * 37) % 256);
+    const logitsAt = async (engine: Engine, length: number) => {
+      const seq = engine.createSequence(0);
+      const [logits] = await engine.step([{ seq, tokens: tokens.slice(0, length) }]);
+      engine.release(seq);
+      return logits as Float32Array;
+    };
+    // Up to the window both attend to everything; one position past it the window drops the first token.
+    expect(await logitsAt(windowed, 32)).toEqual(await logitsAt(full, 32));
+    expect(await logitsAt(windowed, 33)).not.toEqual(await logitsAt(full, 33));
+    // The fused graph has no window mask, so it stops where full attention still equals the model's.
+    const fused = await createEngine({
+      modelDir: join(root, "windowed"),
+      maxSlots: 0,
+      maxRank: 1,
+      graph: "fused",
+    });
+    expect(fused.info.maxPositions).toBe(32);
+    await Promise.all([windowed.dispose(), full.dispose(), fused.dispose()]);
   });
 
   it("a missing tensor is named, before any graph is built", async () => {
@@ -127,6 +141,48 @@ describe("model directories", () => {
     expect(error.details).toContain('tensor "model.layers.2.self_attn.q_proj.weight": missing');
   });
 
+  it("the fused graph and LoRA slots are refused by name for what a family does not have", async () => {
+    const gemma2 = join(import.meta.dirname, "..", "fixtures", "hf", "tiny-gemma2");
+    const fused = await rejection(() =>
+      createEngine({ modelDir: gemma2, maxSlots: 0, maxRank: 1, graph: "fused" }),
+    );
+    expect([fused.code, fused.param]).toEqual(["invalid_request", "graph"]);
+    expect(fused.message).toBe(
+      'graph must be "primitive" for model_type "gemma2" (the fused graph computes llama, mistral and qwen2 only); got "fused"',
+    );
+    const phi3 = join(import.meta.dirname, "..", "fixtures", "hf", "tiny-phi3");
+    const modules = await rejection(() =>
+      createEngine({ modelDir: phi3, maxSlots: 1, maxRank: 4, loraModules: ["qkv_proj", "q_proj"] }),
+    );
+    expect([modules.code, modules.param]).toEqual(["invalid_request", "loraModules"]);
+    expect(modules.message).toBe(
+      'loraModules must name linears of model_type "phi3" (qkv_proj, o_proj, gate_up_proj, down_proj); got "q_proj"',
+    );
+  });
+
+  it("config fields a family's math cannot honour are refused by name", async () => {
+    const dir = join(root, "gemma-bidirectional");
+    const source = join(import.meta.dirname, "..", "fixtures", "hf", "tiny-gemma3");
+    cpSync(source, dir, { recursive: true });
+    const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, use_bidirectional_attention: true }));
+    const bidirectional = await rejection(() => createEngine({ modelDir: dir, maxSlots: 0, maxRank: 1 }));
+    expect(bidirectional.message).toBe(
+      "config.json use_bidirectional_attention: must be false (causal decoding); got true (not supported)",
+    );
+    const layers = [...config.layer_types.slice(0, 2), "chunked_attention"];
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, layer_types: layers }));
+    const chunked = await rejection(() => createEngine({ modelDir: dir, maxSlots: 0, maxRank: 1 }));
+    expect(chunked.message).toBe(
+      'config.json layer_types[2]: must be one of full_attention, sliding_attention; got "chunked_attention" (not supported)',
+    );
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, hidden_activation: "relu" }));
+    const relu = await rejection(() => createEngine({ modelDir: dir, maxSlots: 0, maxRank: 1 }));
+    expect(relu.message).toBe(
+      'config.json hidden_activation: must be "gelu_pytorch_tanh" for this model_type; got "relu" (not supported)',
+    );
+  });
+
   it("an unsupported rope type is named with the supported ones", async () => {
     const dir = join(root, "yarn");
     writeSyntheticModel(dir, {
@@ -135,7 +191,7 @@ describe("model directories", () => {
     });
     const error = await rejection(() => createEngine({ modelDir: dir, maxSlots: 0, maxRank: 1 }));
     expect(error.message).toBe(
-      'config.json rope_scaling.rope_type: must be one of default, linear, llama3; got "yarn" (not supported)',
+      'config.json rope_scaling.rope_type: must be one of default, linear, llama3, longrope, su; got "yarn" (not supported)',
     );
   });
 });

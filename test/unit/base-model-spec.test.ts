@@ -74,7 +74,7 @@ describe("baseModelSpecFromConfig", () => {
   it("refuses an unknown model_type by name", async () => {
     const error = await refusal({ ...demoSpecConfig(), model_type: "gpt2" });
     expect(error.message).toBe(
-      'base model "m" config.json: model_type: must be one of llama, mistral, qwen2; got "gpt2" (not supported)',
+      'base model "m" config.json: model_type: must be one of llama, mistral, qwen2, qwen3, gemma2, gemma3_text, phi3; got "gpt2" (not supported)',
     );
   });
 
@@ -87,7 +87,7 @@ describe("baseModelSpecFromConfig", () => {
       vocab_size: undefined,
     });
     expect(error.details).toEqual([
-      'base model "m" config.json: model_type: must be one of llama, mistral, qwen2; got "falcon" (not supported)',
+      'base model "m" config.json: model_type: must be one of llama, mistral, qwen2, qwen3, gemma2, gemma3_text, phi3; got "falcon" (not supported)',
       'base model "m" config.json: hidden_size: must be a number; got "64"',
       'base model "m" config.json: num_hidden_layers: Too small: expected number to be >0; got 0',
       'base model "m" config.json: vocab_size: is required (number)',

@@ -5,12 +5,19 @@ import { basename, join, resolve } from "node:path";
 import {
   type BaseModelSpec,
   baseModelSpecFromConfig,
+  familyLinears,
   type HfConfig,
   HfConfigSchema,
 } from "../../../src/contracts/base-model.ts";
 import { AppError } from "../../../src/errors.ts";
-import type { DecoderSpec, LinearName } from "../onnx/llama-decoder.ts";
-import { ARCHITECTURE_FACTS, type ArchitectureFacts } from "./architectures.ts";
+import type { DecoderMath, DecoderSpec, LinearName } from "../onnx/llama-decoder.ts";
+import {
+  ARCHITECTURE_FACTS,
+  type ArchitectureFacts,
+  type FamilyConfig,
+  familyConfig,
+  fullAttentionPositions,
+} from "./architectures.ts";
 import { type Rope, ropeFromConfig } from "./rope.ts";
 import { openSafetensorsDir, type SafetensorsDir } from "./safetensors-dir.ts";
 
@@ -21,8 +28,17 @@ export interface HfModel {
   spec: BaseModelSpec;
   facts: ArchitectureFacts;
   decoder: DecoderSpec;
+  /** The rope of full-attention layers (`ropes[0]`). */
   rope: Rope;
+  /** Per rope table of `decoder.math.layerRope`: gemma3's local layers read table 1. */
+  ropes: Rope[];
+  /** max_position_embeddings: sliding-window layers attend within their window at every position. */
   maxPositions: number;
+  /**
+   * The longest sequence on which full causal attention equals the model's: a graph that has no sliding
+   * window (the fused graph, training's) stops there.
+   */
+  fullAttentionPositions: number;
   eosTokenIds: number[];
   weights: SafetensorsDir;
 }
@@ -48,7 +64,12 @@ function eosTokenIds(dir: string, config: HfConfig): number[] {
   return ids.length > 0 ? ids : idList(config.eos_token_id);
 }
 
-function decoderSpec(spec: BaseModelSpec, config: HfConfig, facts: ArchitectureFacts): DecoderSpec {
+function decoderSpec(
+  spec: BaseModelSpec,
+  config: HfConfig,
+  facts: ArchitectureFacts,
+  math: DecoderMath,
+): DecoderSpec {
   const biased = new Set<LinearName>(spec.modules.filter((m) => m.layer === 0 && m.bias).map((m) => m.kind));
   return {
     hiddenSize: spec.hiddenSize,
@@ -61,6 +82,8 @@ function decoderSpec(spec: BaseModelSpec, config: HfConfig, facts: ArchitectureF
     rmsNormEps: config.rms_norm_eps ?? facts.defaults.rmsNormEps,
     tieWordEmbeddings: config.tie_word_embeddings ?? facts.defaults.tieWordEmbeddings,
     biased,
+    linears: familyLinears(spec.architecture),
+    math,
   };
 }
 
@@ -82,8 +105,13 @@ function checkWeights(model: HfModel): void {
     if (m.bias) expect(`${m.name}.bias`, [m.outFeatures]);
   }
   for (let l = 0; l < d.numLayers; l++) {
-    expect(`model.layers.${l}.input_layernorm.weight`, [d.hiddenSize]);
-    expect(`model.layers.${l}.post_attention_layernorm.weight`, [d.hiddenSize]);
+    for (const norm of ["input_layernorm", ...model.facts.layerNorms]) {
+      expect(`model.layers.${l}.${norm}.weight`, [d.hiddenSize]);
+    }
+    if (d.math.qkNorm) {
+      expect(`model.layers.${l}.self_attn.q_norm.weight`, [d.headDim]);
+      expect(`model.layers.${l}.self_attn.k_norm.weight`, [d.headDim]);
+    }
   }
   if (problems.length > 0) {
     const first = problems.slice(0, 5).join("; ");
@@ -93,19 +121,31 @@ function checkWeights(model: HfModel): void {
   }
 }
 
-/**
- * transformers 5 writes `rope_parameters` ({rope_type, rope_theta, factor, ...}) where 4.x wrote `rope_theta`
- * and `rope_scaling`; both describe the same thing.
- */
-function ropeSettings(config: HfConfig): {
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+interface RopeSettings {
   theta: number | undefined;
   scaling: Record<string, unknown> | null | undefined;
-} {
+}
+
+/**
+ * transformers 5 writes `rope_parameters` ({rope_type, rope_theta, factor, ...}) where 4.x wrote `rope_theta`
+ * and `rope_scaling`; both describe the same thing. Gemma 3 keys them by layer type ({full_attention: {...},
+ * sliding_attention: {...}}) where 4.x wrote rope_theta + rope_scaling for global layers and
+ * rope_local_base_freq (default rope) for local ones.
+ */
+function ropeSettings(config: HfConfig, family: FamilyConfig, table: number): RopeSettings {
   const params = (config as { rope_parameters?: unknown }).rope_parameters;
-  if (typeof params === "object" && params !== null && !Array.isArray(params)) {
-    const record = params as Record<string, unknown>;
-    const theta = typeof record.rope_theta === "number" ? record.rope_theta : config.rope_theta;
-    return { theta, scaling: record };
+  const layerType = table === 0 ? "full_attention" : "sliding_attention";
+  if (isRecord(params) && isRecord(params[layerType])) {
+    const record = params[layerType] as Record<string, unknown>;
+    return { theta: typeof record.rope_theta === "number" ? record.rope_theta : undefined, scaling: record };
+  }
+  if (table === 1) return { theta: family.rope_local_base_freq ?? 10000, scaling: null };
+  if (isRecord(params)) {
+    const theta = typeof params.rope_theta === "number" ? params.rope_theta : config.rope_theta;
+    return { theta, scaling: params };
   }
   return { theta: config.rope_theta, scaling: config.rope_scaling };
 }
@@ -115,9 +155,30 @@ export async function loadHfModel(dir: string, id = basename(resolve(dir))): Pro
   const spec = await baseModelSpecFromConfig(id, raw);
   const config = HfConfigSchema.parse(raw);
   const facts = ARCHITECTURE_FACTS[spec.architecture];
-  const decoder = decoderSpec(spec, config, facts);
-  const settings = ropeSettings(config);
-  const rope = ropeFromConfig(settings.theta ?? facts.defaults.ropeTheta, spec.headDim, settings.scaling);
+  const family = familyConfig(config, dir);
+  const math = facts.math(family, {
+    numLayers: spec.numLayers,
+    headDim: spec.headDim,
+    hiddenSize: spec.hiddenSize,
+  });
+  const decoder = decoderSpec(spec, config, facts, math);
+  const maxPositions = config.max_position_embeddings ?? 2048;
+  const context = {
+    maxPositions,
+    ...(family.original_max_position_embeddings
+      ? { originalMaxPositions: family.original_max_position_embeddings }
+      : {}),
+  };
+  const tables = Math.max(...math.layerRope) + 1;
+  const ropes = Array.from({ length: tables }, (_, table) => {
+    const settings = ropeSettings(config, family, table);
+    return ropeFromConfig(
+      settings.theta ?? facts.defaults.ropeTheta,
+      math.rotaryDim,
+      settings.scaling,
+      context,
+    );
+  });
   const weights = openSafetensorsDir(dir);
   const model: HfModel = {
     id,
@@ -126,8 +187,10 @@ export async function loadHfModel(dir: string, id = basename(resolve(dir))): Pro
     spec,
     facts,
     decoder,
-    rope,
-    maxPositions: facts.maxPositions(config),
+    rope: ropes[0] as Rope,
+    ropes,
+    maxPositions,
+    fullAttentionPositions: fullAttentionPositions(math, maxPositions),
     eosTokenIds: eosTokenIds(dir, config),
     weights,
   };

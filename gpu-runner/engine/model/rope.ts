@@ -6,13 +6,31 @@ import { AppError } from "../../../src/errors.ts";
 const f = Math.fround;
 
 export interface Rope {
-  /** [headDim / 2] */
+  /** [rotaryDim / 2]: rotaryDim is the head size, or its leading part under partial rotary. */
   invFreq: Float32Array;
-  /** Multiplies cos and sin (1 for default, linear and llama3). */
+  /** Multiplies cos and sin (1 for default, linear and llama3; LongRoPE's attention factor). */
   attentionScaling: number;
+  /**
+   * LongRoPE: the frequencies for a sequence longer than `afterPositions` (its original context). HF picks
+   * them per forward pass from the longest position it holds; the engine picks them per row and step.
+   */
+  long?: { invFreq: Float32Array; afterPositions: number };
 }
 
 type Scaling = Record<string, unknown>;
+
+/** What some rope types read from config.json besides rope_scaling. */
+export interface RopeContext {
+  maxPositions: number;
+  /** config.json's top-level original_max_position_embeddings (Phi-3 writes it there). */
+  originalMaxPositions?: number;
+}
+
+interface RopeParts {
+  invFreq: Float32Array;
+  attentionScaling?: number;
+  long?: Rope["long"];
+}
 
 function defaultInvFreq(theta: number, headDim: number): Float32Array {
   const out = new Float32Array(headDim / 2);
@@ -29,6 +47,51 @@ function numberField(scaling: Scaling, key: string): number {
     );
   }
   return value;
+}
+
+function factorList(scaling: Scaling, key: string, length: number): Float32Array {
+  const value = scaling[key];
+  if (!Array.isArray(value) || value.length !== length || !value.every((v) => typeof v === "number")) {
+    throw new AppError(
+      "invalid_model",
+      `config.json rope_scaling.${key}: must be a list of ${length} numbers (rotary dims / 2); got ${JSON.stringify(value)}`,
+    );
+  }
+  return Float32Array.from(value as number[]);
+}
+
+/**
+ * _compute_longrope_parameters: inv_freq = 1 / (factor_i · theta^(2i/dim)), short factors up to the original
+ * context and long ones past it, cos and sin scaled by sqrt(1 + ln(factor) / ln(original)).
+ */
+function longrope(theta: number, dim: number, scaling: Scaling, context: RopeContext): RopeParts {
+  const originalValue = scaling.original_max_position_embeddings ?? context.originalMaxPositions;
+  if (typeof originalValue !== "number" || !Number.isInteger(originalValue) || originalValue < 1) {
+    throw new AppError(
+      "invalid_model",
+      `config.json rope_scaling.original_max_position_embeddings: must be an integer >= 1 for longrope; got ${JSON.stringify(originalValue)}`,
+    );
+  }
+  const original = originalValue;
+  const factor =
+    scaling.factor === undefined || scaling.factor === null
+      ? context.maxPositions / original
+      : numberField(scaling, "factor");
+  const attention =
+    scaling.attention_factor === undefined || scaling.attention_factor === null
+      ? factor <= 1
+        ? 1
+        : Math.sqrt(1 + Math.log(factor) / Math.log(original))
+      : numberField(scaling, "attention_factor");
+  const frequencies = (key: string) => {
+    const ext = factorList(scaling, key, dim / 2);
+    return ext.map((e, i) => f(1 / f(e * f(theta ** f((2 * i) / dim)))));
+  };
+  return {
+    invFreq: frequencies("short_factor"),
+    attentionScaling: attention,
+    long: { invFreq: frequencies("long_factor"), afterPositions: original },
+  };
 }
 
 /** _compute_llama3_parameters: low frequencies divided by `factor`, a smooth blend in between. */
@@ -48,13 +111,29 @@ function llama3(inv: Float32Array, scaling: Scaling): Float32Array {
   });
 }
 
-const ROPE_TYPES: Record<string, (inv: Float32Array, scaling: Scaling) => Float32Array> = {
-  default: (inv) => inv,
-  linear: (inv, scaling) => inv.map((freq) => f(freq / numberField(scaling, "factor"))),
-  llama3,
+type RopeType = (theta: number, dim: number, scaling: Scaling, context: RopeContext) => RopeParts;
+
+/** Rope types that rescale the default frequencies. */
+const scaled =
+  (scale: (inv: Float32Array, scaling: Scaling) => Float32Array): RopeType =>
+  (theta, dim, scaling) => ({ invFreq: scale(defaultInvFreq(theta, dim), scaling) });
+
+const ROPE_TYPES: Record<string, RopeType> = {
+  default: scaled((inv) => inv),
+  linear: scaled((inv, scaling) => inv.map((freq) => f(freq / numberField(scaling, "factor")))),
+  llama3: scaled(llama3),
+  longrope,
+  // Phi-3's first 128k configs named LongRoPE "su"; transformers reads it as longrope.
+  su: longrope,
 };
 
-export function ropeFromConfig(theta: number, headDim: number, scaling: Scaling | null | undefined): Rope {
+/** `dim` is the rotary size: the head size, or its leading part under partial rotary. */
+export function ropeFromConfig(
+  theta: number,
+  dim: number,
+  scaling: Scaling | null | undefined,
+  context: RopeContext = { maxPositions: 0 },
+): Rope {
   const type = String(scaling?.rope_type ?? scaling?.type ?? "default");
   const compute = ROPE_TYPES[type];
   if (!compute) {
@@ -63,22 +142,39 @@ export function ropeFromConfig(theta: number, headDim: number, scaling: Scaling 
       `config.json rope_scaling.rope_type: must be one of ${Object.keys(ROPE_TYPES).join(", ")}; got ${JSON.stringify(type)} (not supported)`,
     );
   }
-  return { invFreq: compute(defaultInvFreq(theta, headDim), scaling ?? {}), attentionScaling: 1 };
+  const parts = compute(theta, dim, scaling ?? {}, context);
+  return {
+    invFreq: parts.invFreq,
+    attentionScaling: parts.attentionScaling ?? 1,
+    ...(parts.long ? { long: parts.long } : {}),
+  };
 }
 
-/** Writes cos and sin ([headDim], HF's cat(freqs, freqs) layout) for one position at `offset`. */
+/** Whether a row whose step ends at `endPosition` (exclusive) reads LongRoPE's long frequencies. */
+export function usesLongFrequencies(rope: Rope, endPosition: number): boolean {
+  return rope.long !== undefined && endPosition > rope.long.afterPositions;
+}
+
+/**
+ * Writes cos and sin ([rotaryDim], HF's cat(freqs, freqs) layout) for one position at `offset`; `long` picks
+ * LongRoPE's long frequencies (see `usesLongFrequencies`).
+ */
 export function writeCosSin(
   rope: Rope,
   position: number,
   cos: Float32Array,
   sin: Float32Array,
   offset: number,
+  long = false,
 ): void {
-  const half = rope.invFreq.length;
+  const inv = long && rope.long ? rope.long.invFreq : rope.invFreq;
+  const half = inv.length;
+  // HF scales in float32: cos() rounded, then times the factor rounded to float32 (a no-op at 1).
+  const scale = f(rope.attentionScaling);
   for (let i = 0; i < half; i++) {
-    const angle = f(position * (rope.invFreq[i] as number));
-    const c = f(Math.cos(angle) * rope.attentionScaling);
-    const s = f(Math.sin(angle) * rope.attentionScaling);
+    const angle = f(position * (inv[i] as number));
+    const c = f(f(Math.cos(angle)) * scale);
+    const s = f(f(Math.sin(angle)) * scale);
     cos[offset + i] = c;
     cos[offset + half + i] = c;
     sin[offset + i] = s;

@@ -1,9 +1,11 @@
 // Decoder building blocks from primitive ops, following Hugging Face's modeling_llama.py order of
-// operations (float32 throughout) so outputs match it within rounding.
+// operations (float32 throughout) so outputs match it within rounding; the other families' pieces follow
+// their modeling files (modeling_gemma2.py's soft-capping and GeGLU, modeling_phi3.py's partial rotary).
 import type { GraphBuilder } from "./graph-builder.ts";
 import {
   add,
   concat,
+  div,
   gather,
   matMul,
   mul,
@@ -17,6 +19,7 @@ import {
   slice,
   softmax,
   sqrt,
+  tanh,
   transpose,
   unsqueeze,
 } from "./ops.ts";
@@ -53,6 +56,52 @@ export function rotary(g: G, x: string, cos: string, sin: string, headDim: numbe
   const x2 = slice(g, x, [half], [SLICE_END], [-1]);
   const rotated = concat(g, [neg(g, x2), x1], -1);
   return add(g, mul(g, x, cos), mul(g, rotated, sin));
+}
+
+/**
+ * Rotary on the leading `rotaryDim` of each head only (Phi-3's partial_rotary_factor): the rest passes through,
+ * as HF's apply_rotary_pos_emb concatenates it back. cos/sin: [B, T, 1, rotaryDim].
+ */
+export function partialRotary(
+  g: G,
+  x: string,
+  cos: string,
+  sin: string,
+  headDim: number,
+  rotaryDim: number,
+): string {
+  if (rotaryDim === headDim) return rotary(g, x, cos, sin, headDim);
+  const turned = rotary(g, slice(g, x, [0], [rotaryDim], [-1]), cos, sin, rotaryDim);
+  return concat(g, [turned, slice(g, x, [rotaryDim], [SLICE_END], [-1])], -1);
+}
+
+/** cap · tanh(x / cap): gemma2's soft-capping of attention scores and final logits, in HF's order. */
+export function softcap(g: G, x: string, cap: number): string {
+  const c = scalar(g, cap);
+  return mul(g, tanh(g, div(g, x, c)), c);
+}
+
+/** gelu_pytorch_tanh: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), torch's gelu(approximate="tanh"). */
+export function geluTanh(g: G, x: string): string {
+  const cube = mul(g, mul(g, x, x), x);
+  const inner = mul(g, scalar(g, Math.sqrt(2 / Math.PI)), add(g, x, mul(g, scalar(g, 0.044715), cube)));
+  return mul(g, mul(g, scalar(g, 0.5), x), add(g, scalar(g, 1), tanh(g, inner)));
+}
+
+/**
+ * down(act(gate) * up) from gate and up already projected (Phi-3 splits them out of gate_up_proj; HF's
+ * `up_states * act(gate)` is the same product).
+ */
+export function gatedMlp(
+  g: G,
+  gate: string,
+  up: string,
+  down: LinearTensors,
+  slotIds: string | null,
+  activation: "silu" | "gelu_tanh",
+): string {
+  const act = activation === "silu" ? mul(g, gate, sigmoid(g, gate)) : geluTanh(g, gate);
+  return linear(g, mul(g, act, up), down, slotIds);
 }
 
 /**
@@ -124,6 +173,17 @@ export interface AttentionIo {
   pastValue: string;
 }
 
+/** What attention does beyond llama's: its scale, soft-capping, partial rotary and q/k norms. */
+export interface AttentionMath {
+  /** Multiplies q·k (llama: head_dim^-0.5). */
+  scale: number;
+  softcap: number | null;
+  rotaryDim: number;
+  /** Applied to q [B, T, H, D] and k [B, T, KVH, D] before rotary (qwen3, gemma3). */
+  qNorm?: (q: string) => string;
+  kNorm?: (k: string) => string;
+}
+
 /**
  * Grouped-query attention over a cache that the graph only reads. Scores against past and new keys are
  * computed apart and joined (they are small) instead of concatenating the cache with the new keys, which
@@ -136,18 +196,24 @@ export function groupedAttention(
   qkv: { q: string; k: string; v: string },
   s: AttentionShape,
   io: AttentionIo,
+  math: AttentionMath = { scale: s.headDim ** -0.5, softcap: null, rotaryDim: s.headDim },
 ): { out: string; newKey: string; newValue: string } {
   const group = s.numHeads / s.numKvHeads;
-  const q = rotary(g, reshape(g, qkv.q, [0, 0, s.numHeads, s.headDim]), io.cos, io.sin, s.headDim);
-  const k = rotary(g, reshape(g, qkv.k, [0, 0, s.numKvHeads, s.headDim]), io.cos, io.sin, s.headDim);
+  const heads = (x: string, n: number, norm?: (x: string) => string) => {
+    const split = reshape(g, x, [0, 0, n, s.headDim]);
+    return partialRotary(g, norm ? norm(split) : split, io.cos, io.sin, s.headDim, math.rotaryDim);
+  };
+  const q = heads(qkv.q, s.numHeads, math.qNorm);
+  const k = heads(qkv.k, s.numKvHeads, math.kNorm);
   const newKey = transpose(g, k, [0, 2, 1, 3]); // [B, KVH, T, D]
   const newValue = transpose(g, reshape(g, qkv.v, [0, 0, s.numKvHeads, s.headDim]), [0, 2, 1, 3]);
   const qg = transpose(g, reshape(g, q, [0, 0, s.numKvHeads, group, s.headDim]), [0, 2, 3, 1, 4]); // [B, KVH, G, T, D]
   const qFlat = reshape(g, qg, [0, 0, -1, s.headDim]); // [B, KVH, G·T, D]
-  const scale = scalar(g, s.headDim ** -0.5);
+  const scale = scalar(g, math.scale);
   const pastScores = matMul(g, qFlat, transpose(g, io.pastKey, [0, 1, 3, 2])); // [B, KVH, G·T, C]
   const newScores = matMul(g, qFlat, transpose(g, newKey, [0, 1, 3, 2])); // [B, KVH, G·T, T]
-  const scores = mul(g, concat(g, [pastScores, newScores], -1), scale); // [B, KVH, G·T, C+T]
+  const scaled = mul(g, concat(g, [pastScores, newScores], -1), scale); // [B, KVH, G·T, C+T]
+  const scores = math.softcap === null ? scaled : softcap(g, scaled, math.softcap);
   const probs = softmax(g, add(g, scores, io.bias), -1);
   const [pastProbs, newProbs] = g.node(
     "Split",
@@ -156,8 +222,8 @@ export function groupedAttention(
     2,
   ) as [string, string];
   const ctx = add(g, matMul(g, pastProbs, io.pastValue), matMul(g, newProbs, newValue)); // [B, KVH, G·T, D]
-  const heads = reshape(g, ctx, [0, 0, group, -1, s.headDim]); // [B, KVH, G, T, D]
-  const out = reshape(g, transpose(g, heads, [0, 3, 1, 2, 4]), [0, 0, -1]); // [B, T, H·D]
+  const grouped = reshape(g, ctx, [0, 0, group, -1, s.headDim]); // [B, KVH, G, T, D]
+  const out = reshape(g, transpose(g, grouped, [0, 3, 1, 2, 4]), [0, 0, -1]); // [B, T, H·D]
   return { out, newKey, newValue };
 }
 

@@ -1,19 +1,26 @@
-// The llama-family decoder (llama, mistral, qwen2 share it: pre-norm RMSNorm, rotary GQA, SwiGLU MLP) as an
-// ONNX graph with a KV cache and multi-LoRA slots. One graph serves prefill and decode: T new tokens per row
-// on top of a cache of C positions per row that the graph reads (the engine appends the returned new K/V),
-// rows left-padded to a common T, padding and unused cache positions removed by the additive mask.
+// The decoder of every family we serve as an ONNX graph with a KV cache and multi-LoRA slots. The llama shape
+// (pre-norm RMSNorm, rotary GQA, SwiGLU MLP; llama, mistral, qwen2) is the base; `DecoderMath` switches on
+// what the other families add in HF's order of operations: q/k norms (qwen3, gemma3), gemma's (1 + w) norms,
+// sandwich norms, scaled embeddings, GeGLU, soft-capping and query_pre_attn_scalar, Phi-3's fused qkv and
+// gate_up linears and partial rotary, and sliding-window layers with their own mask (and gemma3 their own
+// rope). One graph serves prefill and decode: T new tokens per row on top of a cache of C positions per row
+// that the graph reads (the engine appends the returned new K/V), rows left-padded to a common T, padding,
+// unused cache positions and positions outside a sliding window removed by the additive masks.
 import type { LinearKind } from "../../../src/contracts/base-model.ts";
 import { GraphBuilder } from "./graph-builder.ts";
 import {
+  type AttentionMath,
   fusedRmsNorm,
+  gatedMlp,
   groupedAttention,
   groupMask,
   type LinearTensors,
   linear,
   rmsNorm,
+  softcap,
   swiGlu,
 } from "./layers.ts";
-import { add, concat, gather, gemm, reshape, SLICE_END, slice, unsqueeze } from "./ops.ts";
+import { add, concat, gather, gemm, mul, reshape, SLICE_END, scalar, slice, unsqueeze } from "./ops.ts";
 
 export { LINEAR_KINDS as LINEAR_NAMES } from "../../../src/contracts/base-model.ts";
 export type LinearName = LinearKind;
@@ -26,7 +33,89 @@ const PARENT: Record<LinearName, "self_attn" | "mlp"> = {
   gate_proj: "mlp",
   up_proj: "mlp",
   down_proj: "mlp",
+  qkv_proj: "self_attn",
+  gate_up_proj: "mlp",
 };
+
+/** A layer's attention: every earlier position, or only the last `slidingWindow` (itself included). */
+export type LayerKind = "full" | "sliding";
+
+/** What a family computes beyond the llama shape; `LLAMA_MATH` (with the spec's sizes) is none of it. */
+export interface DecoderMath {
+  /** RMSNorm scales by w (llama) or by 1 + w (gemma's norms, q/k norms included). */
+  normPlusOne: boolean;
+  /** Gemma: post_attention_layernorm on the attention output, pre/post_feedforward_layernorm around the MLP. */
+  sandwichNorms: boolean;
+  /** Qwen3, gemma3: q_norm and k_norm (RMSNorm over head_dim) on q and k before rotary. */
+  qkNorm: boolean;
+  /** Embeddings times this (gemma: √hidden_size as float32); 1 for none. */
+  embedScale: number;
+  /** The MLP's gate activation: silu (SwiGLU) or gelu_pytorch_tanh (GeGLU). */
+  activation: "silu" | "gelu_tanh";
+  /** Multiplies q·k: head_dim^-0.5, or query_pre_attn_scalar^-0.5 (gemma). */
+  attentionScale: number;
+  /** tanh soft-capping of attention scores and of the final logits (gemma2), or null. */
+  attnSoftcap: number | null;
+  finalSoftcap: number | null;
+  /** Leading dims of each head that rotary turns (Phi-3's partial_rotary_factor); the rest pass through. */
+  rotaryDim: number;
+  /** Per layer. */
+  layerKinds: readonly LayerKind[];
+  /** The window of "sliding" layers, or null when none slides. */
+  slidingWindow: number | null;
+  /** Per layer, the rope table it reads: 0, or 1 for gemma3's local layers (rope_local_base_freq). */
+  layerRope: readonly number[];
+}
+
+/** The llama shape's math for a spec's sizes. */
+export function llamaMath(numLayers: number, headDim: number): DecoderMath {
+  return {
+    normPlusOne: false,
+    sandwichNorms: false,
+    qkNorm: false,
+    embedScale: 1,
+    activation: "silu",
+    attentionScale: headDim ** -0.5,
+    attnSoftcap: null,
+    finalSoftcap: null,
+    rotaryDim: headDim,
+    layerKinds: Array.from({ length: numLayers }, () => "full" as const),
+    slidingWindow: null,
+    layerRope: Array.from({ length: numLayers }, () => 0),
+  };
+}
+
+/**
+ * What a spec computes beyond the llama shape with full attention, named; empty for llama, mistral and qwen2.
+ * Graphs that have only that shape (training's) refuse the rest by these names.
+ */
+export function beyondLlamaShape(spec: DecoderSpec): string[] {
+  const m = spec.math;
+  const found: [boolean, string][] = [
+    [m.normPlusOne, "(1 + w) RMSNorm"],
+    [m.sandwichNorms, "pre/post feed-forward norms"],
+    [m.qkNorm, "q_norm/k_norm"],
+    [m.embedScale !== 1, "scaled embeddings"],
+    [m.activation !== "silu", "GeGLU"],
+    [m.attentionScale !== spec.headDim ** -0.5, "query_pre_attn_scalar"],
+    [m.attnSoftcap !== null || m.finalSoftcap !== null, "logit soft-capping"],
+    [m.rotaryDim !== spec.headDim, "partial rotary"],
+    [m.layerRope.some((r) => r !== 0), "a local rope"],
+    [
+      spec.linears.includes("qkv_proj") || spec.linears.includes("gate_up_proj"),
+      "fused qkv_proj/gate_up_proj",
+    ],
+  ];
+  return found.filter(([on]) => on).map(([, name]) => name);
+}
+
+/** Which rope tables and masks the graph reads: the engine feeds exactly these. */
+export function stepInputsOf(spec: DecoderSpec): { ropes: number[]; masks: LayerKind[] } {
+  return {
+    ropes: [...new Set(spec.math.layerRope)].sort(),
+    masks: (["full", "sliding"] as const).filter((k) => spec.math.layerKinds.includes(k)),
+  };
+}
 
 export interface DecoderSpec {
   hiddenSize: number;
@@ -40,6 +129,9 @@ export interface DecoderSpec {
   tieWordEmbeddings: boolean;
   /** Which linears carry a bias (qwen2: q, k, v). */
   biased: ReadonlySet<LinearName>;
+  /** The linears of one layer, in the family's order (phi3: qkv_proj, o_proj, gate_up_proj, down_proj). */
+  linears: readonly LinearName[];
+  math: DecoderMath;
 }
 
 /** HF weights by name (e.g. "model.layers.0.self_attn.q_proj.weight"), decoded to float32. */
@@ -85,6 +177,11 @@ export const io = {
   cos: "rope_cos",
   sin: "rope_sin",
   bias: "attn_bias",
+  /** Rope table r > 0 (gemma3's local layers: 1). */
+  cosOf: (r: number) => (r === 0 ? "rope_cos" : `rope_cos.${r}`),
+  sinOf: (r: number) => (r === 0 ? "rope_sin" : `rope_sin.${r}`),
+  /** The mask of sliding-window layers. */
+  biasOf: (kind: LayerKind) => (kind === "full" ? "attn_bias" : "attn_bias_sliding"),
   logits: "logits",
   pastKey: (l: number) => `past_key.${l}`,
   pastValue: (l: number) => `past_value.${l}`,
@@ -107,6 +204,8 @@ export function linearShape(spec: DecoderSpec, m: LinearName): { inFeatures: num
     gate_proj: [spec.hiddenSize, spec.intermediateSize],
     up_proj: [spec.hiddenSize, spec.intermediateSize],
     down_proj: [spec.intermediateSize, spec.hiddenSize],
+    qkv_proj: [spec.hiddenSize, q + 2 * kv],
+    gate_up_proj: [spec.hiddenSize, 2 * spec.intermediateSize],
   };
   const [inFeatures, outFeatures] = shapes[m];
   return { inFeatures, outFeatures };
@@ -154,8 +253,73 @@ function linearTensors(
   return { weightT, bias, lora: { a, b } };
 }
 
-function norm(g: GraphBuilder, weights: WeightSource, name: string, size: number): string {
-  return g.initializer(name, "float32", [size], () => weights.get(name));
+function norm(g: GraphBuilder, weights: WeightSource, name: string, size: number, plusOne = false): string {
+  // Gemma's (1 + w), added once here in float32 as HF's `1.0 + self.weight.float()` is.
+  return g.initializer(name, "float32", [size], () =>
+    plusOne ? weights.get(name).map((w) => Math.fround(1 + w)) : weights.get(name),
+  );
+}
+
+interface LayerInputs {
+  /** Per rope table, [B, T, 1, rotaryDim]. */
+  cos: string[];
+  sin: string[];
+  /** Per layer kind, the tiled mask. */
+  bias: Partial<Record<LayerKind, string>>;
+  slotIds: string | null;
+  slotMask: string | null;
+  lora: LoraLayout | null;
+  present: boolean;
+  norm: typeof rmsNorm;
+}
+
+/** Splits the last axis of `x` into consecutive parts of these widths. */
+function splitLast(g: GraphBuilder, x: string, widths: number[]): string[] {
+  return g.node("Split", [x, g.constant("int64", widths)], { axis: { i: -1 } }, widths.length);
+}
+
+function projections(
+  g: GraphBuilder,
+  spec: DecoderSpec,
+  x: string,
+  t: (m: LinearName) => LinearTensors,
+  slotIds: string | null,
+): { q: string; k: string; v: string } {
+  if (!spec.linears.includes("qkv_proj")) {
+    return {
+      q: linear(g, x, t("q_proj"), slotIds),
+      k: linear(g, x, t("k_proj"), slotIds),
+      v: linear(g, x, t("v_proj"), slotIds),
+    };
+  }
+  const q = spec.numHeads * spec.headDim;
+  const kv = spec.numKvHeads * spec.headDim;
+  const [qs, ks, vs] = splitLast(g, linear(g, x, t("qkv_proj"), slotIds), [q, kv, kv]) as [
+    string,
+    string,
+    string,
+  ];
+  return { q: qs, k: ks, v: vs };
+}
+
+function mlp(
+  g: GraphBuilder,
+  spec: DecoderSpec,
+  x: string,
+  t: (m: LinearName) => LinearTensors,
+  slotIds: string | null,
+): string {
+  const activation = spec.math.activation;
+  if (spec.linears.includes("gate_up_proj")) {
+    const i = spec.intermediateSize;
+    const [gate, up] = splitLast(g, linear(g, x, t("gate_up_proj"), slotIds), [i, i]) as [string, string];
+    return gatedMlp(g, gate, up, t("down_proj"), slotIds, activation);
+  }
+  if (activation === "silu") {
+    return swiGlu(g, x, { gate: t("gate_proj"), up: t("up_proj"), down: t("down_proj") }, slotIds);
+  }
+  const gate = linear(g, x, t("gate_proj"), slotIds);
+  return gatedMlp(g, gate, linear(g, x, t("up_proj"), slotIds), t("down_proj"), slotIds, activation);
 }
 
 function decoderLayer(
@@ -164,40 +328,44 @@ function decoderLayer(
   weights: WeightSource,
   layer: number,
   hidden: string,
-  inputs: {
-    cos: string;
-    sin: string;
-    bias: string;
-    slotIds: string | null;
-    slotMask: string | null;
-    lora: LoraLayout | null;
-    present: boolean;
-    norm: typeof rmsNorm;
-  },
+  inputs: LayerInputs,
 ): string {
   const t = (m: LinearName) => linearTensors(g, spec, weights, layer, m, inputs.lora, inputs.slotMask);
   const prefix = `model.layers.${layer}`;
-  const x = inputs.norm(
-    g,
-    hidden,
-    norm(g, weights, `${prefix}.input_layernorm.weight`, spec.hiddenSize),
-    spec.rmsNormEps,
-  );
-  const qkv = {
-    q: linear(g, x, t("q_proj"), inputs.slotIds),
-    k: linear(g, x, t("k_proj"), inputs.slotIds),
-    v: linear(g, x, t("v_proj"), inputs.slotIds),
-  };
+  const m = spec.math;
+  const layerNorm = (x: string, name: string, size = spec.hiddenSize) =>
+    inputs.norm(g, x, norm(g, weights, `${prefix}.${name}.weight`, size, m.normPlusOne), spec.rmsNormEps);
+  const x = layerNorm(hidden, "input_layernorm");
+  const qkv = projections(g, spec, x, t, inputs.slotIds);
   const kvDims = ["batch", spec.numKvHeads, "capacity", spec.headDim];
   const pastKey = g.input(io.pastKey(layer), "float32", kvDims);
   const pastValue = g.input(io.pastValue(layer), "float32", kvDims);
-  const attn = groupedAttention(g, qkv, spec, {
-    cos: inputs.cos,
-    sin: inputs.sin,
-    bias: inputs.bias,
-    pastKey,
-    pastValue,
-  });
+  const rope = m.layerRope[layer] ?? 0;
+  const kind = m.layerKinds[layer] ?? "full";
+  const math: AttentionMath = {
+    scale: m.attentionScale,
+    softcap: m.attnSoftcap,
+    rotaryDim: m.rotaryDim,
+    ...(m.qkNorm
+      ? {
+          qNorm: (q: string) => layerNorm(q, "self_attn.q_norm", spec.headDim),
+          kNorm: (k: string) => layerNorm(k, "self_attn.k_norm", spec.headDim),
+        }
+      : {}),
+  };
+  const attn = groupedAttention(
+    g,
+    qkv,
+    spec,
+    {
+      cos: inputs.cos[rope] as string,
+      sin: inputs.sin[rope] as string,
+      bias: inputs.bias[kind] as string,
+      pastKey,
+      pastValue,
+    },
+    math,
+  );
   const newDims = ["batch", spec.numKvHeads, "seq", spec.headDim];
   if (inputs.present) {
     const presentDims = ["batch", spec.numKvHeads, "present", spec.headDim];
@@ -206,15 +374,14 @@ function decoderLayer(
   }
   g.output(io.newKey(layer), attn.newKey, "float32", newDims);
   g.output(io.newValue(layer), attn.newValue, "float32", newDims);
-  const afterAttn = add(g, hidden, linear(g, attn.out, t("o_proj"), inputs.slotIds));
-  const post = norm(g, weights, `${prefix}.post_attention_layernorm.weight`, spec.hiddenSize);
-  const mlp = swiGlu(
-    g,
-    inputs.norm(g, afterAttn, post, spec.rmsNormEps),
-    { gate: t("gate_proj"), up: t("up_proj"), down: t("down_proj") },
-    inputs.slotIds,
-  );
-  return add(g, afterAttn, mlp);
+  const attnOut = linear(g, attn.out, t("o_proj"), inputs.slotIds);
+  if (m.sandwichNorms) {
+    const afterAttn = add(g, hidden, layerNorm(attnOut, "post_attention_layernorm"));
+    const mlpOut = mlp(g, spec, layerNorm(afterAttn, "pre_feedforward_layernorm"), t, inputs.slotIds);
+    return add(g, afterAttn, layerNorm(mlpOut, "post_feedforward_layernorm"));
+  }
+  const afterAttn = add(g, hidden, attnOut);
+  return add(g, afterAttn, mlp(g, spec, layerNorm(afterAttn, "post_attention_layernorm"), t, inputs.slotIds));
 }
 
 export function buildLlamaDecoder(
@@ -229,13 +396,23 @@ export function buildLlamaDecoder(
   const slotIds = lora && !dense ? g.input(io.slotIds, "int64", ["batch"]) : null;
   const slotMask =
     lora && dense ? g.input(io.slotMask, "float32", ["batch", 1, lora.maxSlots * lora.maxRank]) : null;
-  const cosIn = g.input(io.cos, "float32", ["batch", "seq", spec.headDim]);
-  const sinIn = g.input(io.sin, "float32", ["batch", "seq", spec.headDim]);
-  const biasIn = g.input(io.bias, "float32", ["batch", "seq", "capacity_plus_seq"]);
-  const inputs = {
-    cos: unsqueeze(g, cosIn, [2]), // [B, T, 1, D]
-    sin: unsqueeze(g, sinIn, [2]),
-    bias: groupMask(g, biasIn, spec.numHeads / spec.numKvHeads), // [B, 1, G·T, C + T]
+  const used = stepInputsOf(spec);
+  const cos: string[] = [];
+  const sin: string[] = [];
+  for (const r of used.ropes) {
+    const dims = ["batch", "seq", spec.math.rotaryDim];
+    cos[r] = unsqueeze(g, g.input(io.cosOf(r), "float32", dims), [2]); // [B, T, 1, rotaryDim]
+    sin[r] = unsqueeze(g, g.input(io.sinOf(r), "float32", dims), [2]);
+  }
+  const bias: Partial<Record<LayerKind, string>> = {};
+  for (const kind of used.masks) {
+    const input = g.input(io.biasOf(kind), "float32", ["batch", "seq", "capacity_plus_seq"]);
+    bias[kind] = groupMask(g, input, spec.numHeads / spec.numKvHeads); // [B, 1, G·T, C + T]
+  }
+  const inputs: LayerInputs = {
+    cos,
+    sin,
+    bias,
     slotIds,
     slotMask,
     lora,
@@ -247,6 +424,7 @@ export function buildLlamaDecoder(
     weights.get(embedName),
   );
   let hidden = gather(g, embed, ids); // [B, T, hidden]
+  if (spec.math.embedScale !== 1) hidden = mul(g, hidden, scalar(g, spec.math.embedScale));
   for (let layer = 0; layer < spec.numLayers; layer++) {
     hidden = g.scope(`layers.${layer}`, () => decoderLayer(g, spec, weights, layer, hidden, inputs));
   }
@@ -255,7 +433,7 @@ export function buildLlamaDecoder(
   const normed = inputs.norm(
     g,
     last,
-    norm(g, weights, "model.norm.weight", spec.hiddenSize),
+    norm(g, weights, "model.norm.weight", spec.hiddenSize, spec.math.normPlusOne),
     spec.rmsNormEps,
   );
   const head = spec.tieWordEmbeddings
@@ -263,6 +441,8 @@ export function buildLlamaDecoder(
     : g.initializer("lm_head.weight", "float32", [spec.vocabSize, spec.hiddenSize], () =>
         weights.get("lm_head.weight"),
       );
-  g.output(io.logits, gemm(g, normed, head, true), "float32", ["batch", spec.vocabSize]);
+  const logits = gemm(g, normed, head, true);
+  const capped = spec.math.finalSoftcap === null ? logits : softcap(g, logits, spec.math.finalSoftcap);
+  g.output(io.logits, capped, "float32", ["batch", spec.vocabSize]);
   return g;
 }

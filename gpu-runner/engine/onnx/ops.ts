@@ -13,6 +13,7 @@ export const neg = (g: G, x: string) => g.op("Neg", [x]);
 export const sqrt = (g: G, x: string) => g.op("Sqrt", [x]);
 export const reciprocal = (g: G, x: string) => g.op("Reciprocal", [x]);
 export const sigmoid = (g: G, x: string) => g.op("Sigmoid", [x]);
+export const tanh = (g: G, x: string) => g.op("Tanh", [x]);
 
 /** Softmax over one axis (opset >= 13 semantics, not the flattened 2-D of older opsets). */
 export const softmax = (g: G, x: string, axis: number) => g.op("Softmax", [x], { axis: { i: axis } });
