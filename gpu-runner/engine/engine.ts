@@ -7,8 +7,13 @@ import { KV_FEEDERS, outputLocations } from "./kv-feeds.ts";
 import { LORA_FEEDS } from "./lora-feeds.ts";
 import { LoraSlots } from "./lora-slots.ts";
 import { type HfModel, loadHfModel } from "./model/hf-model.ts";
-import { buildFusedDecoder, fusedDecoderSupports, fusedIo, type Precision } from "./onnx/fused-decoder.ts";
-import { LINEAR_NAMES, type LinearName, type LoraPath, type WeightSource } from "./onnx/llama-decoder.ts";
+import {
+  buildFusedDecoder,
+  fusedDecoderSupports,
+  groupLoraStacks,
+  type Precision,
+} from "./onnx/fused-decoder.ts";
+import type { LinearName, LoraPath, WeightSource } from "./onnx/llama-decoder.ts";
 import { createSession, loadOrt, type SessionRequest } from "./ort-backend.ts";
 import { OrtEngine } from "./ort-engine.ts";
 import type { Backend, Device, Engine, ModelInfo } from "./types.ts";
@@ -28,7 +33,7 @@ export interface EngineOptions {
   loraPath?: LoraPath;
   /** Fused ops where ORT has them (RMSNorm as one node): default on WebGPU, where dispatches dominate. */
   fusedOps?: boolean;
-  /** Linears that get LoRA slots (default: all seven). Fewer modules make a cheaper graph. */
+  /** Linears that get LoRA slots (default: every linear of the family). Fewer modules make a cheaper graph. */
   loraModules?: readonly LinearName[];
   /** Model id as served; defaults to the directory's name. */
   id?: string;
@@ -41,8 +46,8 @@ export interface EngineOptions {
   profile?: string;
   /**
    * "fused": onnxruntime's contrib ops with fixed lanes and in-place KV buffers (onnx/fused-decoder.ts),
-   * opt-in (see `defaultGraph`); "primitive": standard ops (onnx/llama-decoder.ts), the default, and what
-   * training differentiates. docs/decisions/0006-fused-webgpu-decoder.md.
+   * the WebGPU default (see `defaultGraph`); "primitive": standard ops (onnx/llama-decoder.ts), the CPU
+   * default, and what training differentiates. docs/decisions/0006-fused-webgpu-decoder.md.
    */
   graph?: GraphKind;
   /** Fused graph only: float16 (default on WebGPU, bf16 checkpoints converted on load) or float32. */
@@ -51,7 +56,10 @@ export interface EngineOptions {
   quantize?: "int4";
   /** Fused graph only: sequences held at once (the batch width of every step); default 32. */
   lanes?: number;
-  /** Fused graph only: the longest sequence a lane holds; default min(model max positions, 4096). */
+  /**
+   * The longest sequence (prompt + completion), at most the model's max positions (the runner's
+   * --max-model-len). Default: the fused graph min(model max positions, 4096), the primitive graph the model's.
+   */
   contextLength?: number;
 }
 
@@ -61,12 +69,12 @@ export const DEFAULT_LANES = 32;
 const DEFAULT_CONTEXT = 4096;
 
 /**
- * The primitive graph everywhere for now: on the H200 the fused graph's WebGPU decode steps diverged from HF
- * after the first token and its KV buffers were not shared in place (docs/decisions/0006-fused-webgpu-decoder.md,
- * "Status"), so it is opt-in (`graph: "fused"`) until that is fixed. It is exact on CPU.
+ * The fused graph on WebGPU, where each kernel costs host time and it runs ~3x faster than the primitive
+ * graph; the primitive graph on CPU, where onnxruntime-node copies the fused graph's fixed-capacity cache back
+ * after every run (docs/decisions/0006-fused-webgpu-decoder.md).
  */
-export function defaultGraph(_device: Device): GraphKind {
-  return "primitive";
+export function defaultGraph(device: Device): GraphKind {
+  return device === "webgpu" ? "fused" : "primitive";
 }
 
 export interface ModelEngineOptions extends Omit<EngineOptions, "modelDir" | "id"> {
@@ -122,6 +130,17 @@ function checkOptions(o: ModelEngineOptions): void {
   }
 }
 
+/** LoRA slots only for linears the family has (phi3: qkv_proj, o_proj, gate_up_proj, down_proj). */
+function checkLoraModules(model: HfModel, modules: readonly LinearName[] | undefined): void {
+  const bad = modules?.find((m) => !model.decoder.linears.includes(m));
+  if (bad === undefined) return;
+  throw new AppError(
+    "invalid_request",
+    `loraModules must name linears of model_type "${model.spec.architecture}" (${model.decoder.linears.join(", ")}); got ${JSON.stringify(bad)}`,
+    { param: "loraModules" },
+  );
+}
+
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   const model = await loadHfModel(options.modelDir, options.id);
   try {
@@ -134,10 +153,27 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
 /** Builds the graph from an opened model; the caller keeps ownership of `model.weights`. */
 export async function createEngineFromModel(model: HfModel, options: ModelEngineOptions): Promise<Engine> {
   checkOptions(options);
+  // as vLLM's max_model_len: positions beyond the model's own limit were never trained
+  if (options.contextLength !== undefined && options.contextLength > model.maxPositions) {
+    throw new AppError(
+      "invalid_request",
+      `contextLength must be <= the model's max positions (${model.maxPositions}); got ${options.contextLength}`,
+      { param: "contextLength" },
+    );
+  }
   const device = options.device ?? "cpu";
   const backend = options.backend ?? "native";
   const threads = options.threads ?? 1;
-  const graphKind = options.graph ?? defaultGraph(device);
+  checkLoraModules(model, options.loraModules);
+  const fusable = model.facts.fusedGraph;
+  if (options.graph === "fused" && !fusable) {
+    throw new AppError(
+      "invalid_request",
+      `graph must be "primitive" for model_type "${model.spec.architecture}" (the fused graph computes llama, mistral and qwen2 only); got "fused"`,
+      { param: "graph" },
+    );
+  }
+  const graphKind = fusable ? (options.graph ?? defaultGraph(device)) : "primitive";
   if (graphKind === "fused") {
     const unsupported = fusedDecoderSupports(model.decoder);
     if (unsupported === null) return createFusedEngine(model, options, device, backend, threads);
@@ -148,7 +184,7 @@ export async function createEngineFromModel(model: HfModel, options: ModelEngine
       ? {
           maxSlots: options.maxSlots,
           maxRank: options.maxRank,
-          modules: options.loraModules ?? LINEAR_NAMES,
+          modules: options.loraModules ?? model.decoder.linears,
           path: options.loraPath ?? defaultLoraPath(device, options.maxSlots, options.maxRank),
         }
       : null;
@@ -169,7 +205,7 @@ export async function createEngineFromModel(model: HfModel, options: ModelEngine
     vocabSize: model.spec.vocabSize,
     hiddenSize: model.spec.hiddenSize,
     numLayers: model.spec.numLayers,
-    maxPositions: model.maxPositions,
+    maxPositions: options.contextLength ?? model.maxPositions,
     eosTokenIds: model.eosTokenIds,
   };
   const slots = layout ? new LoraSlots(model.decoder, layout) : null;
@@ -199,13 +235,14 @@ async function createFusedEngine(
 ): Promise<Engine> {
   const precision: Precision = options.precision ?? (device === "webgpu" ? "float16" : "float32");
   const lanes = options.lanes ?? DEFAULT_LANES;
-  const context = Math.min(model.maxPositions, options.contextLength ?? DEFAULT_CONTEXT);
+  // The fused graph has no sliding-window mask: it stops where full attention still equals the model's.
+  const context = Math.min(model.fullAttentionPositions, options.contextLength ?? DEFAULT_CONTEXT);
   const layout =
     options.maxSlots > 0
       ? {
           maxSlots: options.maxSlots,
           maxRank: options.maxRank,
-          modules: options.loraModules ?? LINEAR_NAMES,
+          modules: options.loraModules ?? model.decoder.linears,
           path: "dense" as const,
         }
       : null;
@@ -220,8 +257,9 @@ async function createFusedEngine(
     rope: model.rope,
     quantize: options.quantize ?? null,
   });
-  const outputLocation = device === "webgpu" ? presentLocations(model.decoder.numLayers) : undefined;
-  const { session } = await createSession(graph, { ...request, outputLocation });
+  // No preferred output locations: the KV buffers are bound as outputs, which onnxruntime-node honours only
+  // on that path; the merge session's outputs stay on the device (fused-engine.ts, KvLanes).
+  const { session } = await createSession(graph, request);
   const d = model.decoder;
   const merge = (
     await createSession(
@@ -240,8 +278,12 @@ async function createFusedEngine(
   };
   const feeds = options.hostFeeds ? "cpu" : device;
   const slots = layout ? new LoraSlots(model.decoder, layout) : null;
-  const loraFeeds = slots ? LORA_FEEDS[feeds](ort, slots, request, precision) : null;
-  return new FusedEngine({
+  const stacks = slots && {
+    feeds: () => groupLoraStacks(d, slots.layout, slots.feeds()),
+    copies: true,
+  };
+  const loraFeeds = stacks ? LORA_FEEDS[feeds](ort, stacks, request, precision) : null;
+  return FusedEngine.create({
     ort,
     session,
     merge,
@@ -257,13 +299,4 @@ async function createFusedEngine(
     maxRank: options.maxRank,
     profile: !!options.profile,
   });
-}
-
-function presentLocations(numLayers: number): Record<string, "gpu-buffer"> {
-  const out: Record<string, "gpu-buffer"> = {};
-  for (let l = 0; l < numLayers; l++) {
-    out[fusedIo.presentKey(l)] = "gpu-buffer";
-    out[fusedIo.presentValue(l)] = "gpu-buffer";
-  }
-  return out;
 }

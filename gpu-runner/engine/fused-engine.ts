@@ -12,7 +12,7 @@ import { toFloat16 } from "./float16.ts";
 import type { LoraFeeds } from "./lora-feeds.ts";
 import type { LoraSlots } from "./lora-slots.ts";
 import type { HfModel } from "./model/hf-model.ts";
-import { fusedIo, type Precision } from "./onnx/fused-decoder.ts";
+import { fusedIo, type Precision, slotMaskTimes } from "./onnx/fused-decoder.ts";
 import { GraphBuilder } from "./onnx/graph-builder.ts";
 import type { Ort, OrtTensor, Session } from "./ort-backend.ts";
 import { checkStepRows } from "./step-rows.ts";
@@ -72,126 +72,129 @@ export function mergeGraph(
 const invalid = (message: string, param?: string) => new AppError("invalid_request", message, { param });
 
 /**
- * Where the KV buffers live between steps. Host memory (CPU): the same tensors are fed as past and bound as
- * present, so the op writes into them. Device memory (WebGPU): the first step uploads zeros and keeps the
- * present outputs on the GPU; later steps feed them back and bind them as the outputs too, which is what
- * lets the op share one buffer; `inPlace` turns false if the binding refuses a device tensor as an output.
+ * The KV buffers, one per layer for keys and one for values, each fed as the past input and bound as the
+ * present output of the same run so GroupQueryAttention writes into it (the op shares a buffer only when
+ * both are the same memory). On the CPU they are host tensors. On WebGPU they are device tensors made once
+ * by the merge session (whose outputs stay on the device), and the decoder session runs without preferred
+ * output locations: onnxruntime-node honours a pre-allocated output only on that path, and only there do
+ * past and present stay one buffer (docs/decisions/0006-fused-webgpu-decoder.md). `row` is the batch-1 set a
+ * joining prompt is prefilled into before it is merged into its lane.
  */
 class KvLanes {
-  readonly ort: Ort;
-  private readonly device: Device;
-  private readonly precision: Precision;
+  private readonly parts: FusedEngineParts;
   private readonly dims: number[];
-  private readonly layers: number;
-  private past: Record<string, OrtTensor>;
-  private resident = false;
-  inPlace = true;
+  private lanes: Record<string, OrtTensor> = {};
+  private row: Record<string, OrtTensor> = {};
 
-  constructor(ort: Ort, device: Device, precision: Precision, dims: number[], layers: number) {
-    this.ort = ort;
-    this.device = device;
-    this.precision = precision;
+  private constructor(parts: FusedEngineParts, dims: number[]) {
+    this.parts = parts;
     this.dims = dims;
-    this.layers = layers;
-    this.past = this.zeros();
   }
 
-  private zeros(): Record<string, OrtTensor> {
-    const size = this.dims.reduce((a, b) => a * b, 1);
-    const out: Record<string, OrtTensor> = {};
-    for (let l = 0; l < this.layers; l++) {
-      for (const name of [fusedIo.pastKey(l), fusedIo.pastValue(l)]) {
-        out[name] =
-          this.precision === "float16"
-            ? new this.ort.Tensor("float16", new Uint16Array(size), this.dims)
-            : new this.ort.Tensor("float32", new Float32Array(size), this.dims);
-      }
+  static async create(parts: FusedEngineParts): Promise<KvLanes> {
+    const d = parts.model.decoder;
+    const kv = new KvLanes(parts, [parts.lanes, d.numKvHeads, parts.capacity, d.headDim]);
+    kv.lanes = await kv.allocate(parts.lanes);
+    kv.row = await kv.allocate(1);
+    return kv;
+  }
+
+  private names(): string[] {
+    const out: string[] = [];
+    for (let l = 0; l < this.parts.model.decoder.numLayers; l++) {
+      out.push(fusedIo.pastKey(l), fusedIo.pastValue(l));
     }
     return out;
   }
 
-  feeds(): Record<string, OrtTensor> {
-    return this.past;
+  private hostZeros(width: number): OrtTensor {
+    const { ort, precision } = this.parts;
+    const dims = [width, ...this.dims.slice(1)];
+    const size = dims.reduce((a, b) => a * b, 1);
+    return precision === "float16"
+      ? new ort.Tensor("float16", new Uint16Array(size), dims)
+      : new ort.Tensor("float32", new Float32Array(size), dims);
   }
 
-  private rowZeroFeeds: Record<string, OrtTensor> | null = null;
-
-  /** Zero past buffers of batch 1, for a row prefilled alone (fed, never bound: the op copies them). */
-  rowZeros(): Record<string, OrtTensor> {
-    if (!this.rowZeroFeeds) {
-      const dims = [1, ...this.dims.slice(1)];
-      const size = dims.reduce((a, b) => a * b, 1);
-      const data = this.precision === "float16" ? new Uint16Array(size) : new Float32Array(size);
-      const tensor = new this.ort.Tensor(this.precision, data, dims);
-      this.rowZeroFeeds = {};
-      for (let l = 0; l < this.layers; l++) {
-        this.rowZeroFeeds[fusedIo.pastKey(l)] = tensor;
-        this.rowZeroFeeds[fusedIo.pastValue(l)] = tensor;
-      }
+  /** Zeroed buffers of `width` lanes: host tensors on the CPU, device tensors from the merge session on WebGPU. */
+  private async allocate(width: number): Promise<Record<string, OrtTensor>> {
+    const out: Record<string, OrtTensor> = {};
+    if (this.parts.device === "cpu") {
+      for (const name of this.names()) out[name] = this.hostZeros(width);
+      return out;
     }
-    return this.rowZeroFeeds;
+    const zeros = this.hostZeros(width);
+    const rowZeros = this.hostZeros(1);
+    const feeds: Record<string, OrtTensor> = {
+      [MERGE_MASK]: new this.parts.ort.Tensor("bool", new Uint8Array(width), [width, 1, 1, 1]),
+    };
+    for (const name of this.names()) {
+      feeds[`lanes.${name}`] = zeros;
+      feeds[`row.${name}`] = rowZeros;
+    }
+    const made = (await this.parts.merge.run(feeds)) as Record<string, OrtTensor>;
+    for (const name of this.names()) out[name] = made[name] as OrtTensor;
+    return out;
   }
 
-  /** Copies a batch-1 run's present buffers into `lane` of every layer's buffers; the result replaces them. */
-  async merge(merge: Session, row: Record<string, OrtTensor>, lane: number, width: number): Promise<void> {
+  /** Past inputs and present outputs of a run over every lane (`row`: the batch-1 set) — the same tensors. */
+  bind(set: "lanes" | "row"): { feeds: Record<string, OrtTensor>; fetches: Record<string, OrtTensor> } {
+    const buffers = set === "lanes" ? this.lanes : this.row;
+    const fetches: Record<string, OrtTensor> = {};
+    for (let l = 0; l < this.parts.model.decoder.numLayers; l++) {
+      fetches[fusedIo.presentKey(l)] = buffers[fusedIo.pastKey(l)] as OrtTensor;
+      fetches[fusedIo.presentValue(l)] = buffers[fusedIo.pastValue(l)] as OrtTensor;
+    }
+    return { feeds: buffers, fetches };
+  }
+
+  /** Copies the row buffers into `lane` of every layer's buffers (on the device); the result replaces them. */
+  async merge(lane: number): Promise<void> {
+    const width = this.dims[0] as number;
     const laneMask = new Uint8Array(width);
     laneMask[lane] = 1;
     const feeds: Record<string, OrtTensor> = {
-      [MERGE_MASK]: new this.ort.Tensor("bool", laneMask, [width, 1, 1, 1]),
+      [MERGE_MASK]: new this.parts.ort.Tensor("bool", laneMask, [width, 1, 1, 1]),
     };
-    for (let l = 0; l < this.layers; l++) {
-      for (const [past, present] of [
-        [fusedIo.pastKey(l), fusedIo.presentKey(l)],
-        [fusedIo.pastValue(l), fusedIo.presentValue(l)],
-      ] as const) {
-        feeds[`lanes.${past}`] = this.past[past] as OrtTensor;
-        feeds[`row.${past}`] = row[present] as OrtTensor;
-      }
+    for (const name of this.names()) {
+      feeds[`lanes.${name}`] = this.lanes[name] as OrtTensor;
+      feeds[`row.${name}`] = this.row[name] as OrtTensor;
     }
-    const merged = (await merge.run(feeds)) as Record<string, OrtTensor>;
-    if (this.device !== "cpu") {
-      for (let l = 0; l < this.layers; l++) {
-        row[fusedIo.presentKey(l)]?.dispose();
-        row[fusedIo.presentValue(l)]?.dispose();
-      }
-    }
+    const merged = (await this.parts.merge.run(feeds)) as Record<string, OrtTensor>;
     const next: Record<string, OrtTensor> = {};
-    for (const name of Object.keys(this.past)) next[name] = merged[name] as OrtTensor;
-    if (this.resident) for (const t of Object.values(this.past)) t.dispose();
-    this.past = next;
-    this.resident = this.device !== "cpu";
-  }
-
-  fetches(): Record<string, OrtTensor | null> {
-    const out: Record<string, OrtTensor | null> = {};
-    const bind = this.inPlace && (this.device === "cpu" || this.resident);
-    for (let l = 0; l < this.layers; l++) {
-      out[fusedIo.presentKey(l)] = bind ? (this.past[fusedIo.pastKey(l)] as OrtTensor) : null;
-      out[fusedIo.presentValue(l)] = bind ? (this.past[fusedIo.pastValue(l)] as OrtTensor) : null;
-    }
-    return out;
-  }
-
-  /** True when the run wrote into the fed buffers (nothing to swap). */
-  bound(): boolean {
-    return this.inPlace && (this.device === "cpu" || this.resident);
-  }
-
-  update(out: Record<string, OrtTensor>): void {
-    if (this.bound()) return;
-    const next: Record<string, OrtTensor> = {};
-    for (let l = 0; l < this.layers; l++) {
-      next[fusedIo.pastKey(l)] = out[fusedIo.presentKey(l)] as OrtTensor;
-      next[fusedIo.pastValue(l)] = out[fusedIo.presentValue(l)] as OrtTensor;
-    }
-    if (this.resident) for (const t of Object.values(this.past)) t.dispose();
-    this.past = next;
-    this.resident = this.device !== "cpu";
+    for (const name of this.names()) next[name] = merged[name] as OrtTensor;
+    if (this.parts.device !== "cpu") for (const t of Object.values(this.lanes)) t.dispose();
+    this.lanes = next;
   }
 
   dispose(): void {
-    if (this.resident) for (const t of Object.values(this.past)) t.dispose();
+    if (this.parts.device === "cpu") return;
+    for (const t of [...Object.values(this.lanes), ...Object.values(this.row)]) t.dispose();
   }
+}
+
+/** Added to the score of a position a lane must not see: far below any score, and finite in float16. */
+const MASKED = -10000;
+
+/**
+ * [rows, 1, seq, total] attention bias: row k sees positions below `visible[k]`, the rest are masked. The
+ * op's causal mask still applies inside a prompt.
+ */
+function attentionBias(
+  ort: Ort,
+  precision: Precision,
+  visible: number[],
+  seq: number,
+  total: number,
+): OrtTensor {
+  const data = new Float32Array(visible.length * seq * total);
+  visible.forEach((v, k) => {
+    for (let s = 0; s < seq; s++) data.fill(MASKED, (k * seq + s) * total + v, (k * seq + s + 1) * total);
+  });
+  const dims = [visible.length, 1, seq, total];
+  return precision === "float16"
+    ? new ort.Tensor("float16", toFloat16(data), dims)
+    : new ort.Tensor("float32", data, dims);
 }
 
 export class FusedEngine implements Engine {
@@ -207,7 +210,7 @@ export class FusedEngine implements Engine {
   private nextId = 1;
   private busy = false;
 
-  constructor(parts: FusedEngineParts) {
+  private constructor(parts: FusedEngineParts, kv: KvLanes) {
     this.parts = parts;
     this.info = parts.info;
     this.device = parts.device;
@@ -215,19 +218,11 @@ export class FusedEngine implements Engine {
     this.maxSlots = parts.slots?.layout.maxSlots ?? 0;
     this.maxRank = parts.maxRank;
     this.lanes = Array.from({ length: parts.lanes }, () => null);
-    const d = parts.model.decoder;
-    this.kv = new KvLanes(
-      parts.ort,
-      parts.device,
-      parts.precision,
-      [parts.lanes, d.numKvHeads, parts.capacity, d.headDim],
-      d.numLayers,
-    );
+    this.kv = kv;
   }
 
-  /** How the KV buffers are kept: "in-place" (one buffer per layer) or "copy" (a present buffer per step). */
-  get kvMode(): "in-place" | "copy" {
-    return this.kv.inPlace ? "in-place" : "copy";
+  static async create(parts: FusedEngineParts): Promise<FusedEngine> {
+    return new FusedEngine(parts, await KvLanes.create(parts));
   }
 
   setSlot(slot: number, adapter: AdapterWeights | null): void {
@@ -318,6 +313,7 @@ export class FusedEngine implements Engine {
     const seq = Math.max(...tokens.map((t) => t.length));
     const ids = new BigInt64Array(width * seq);
     const seqlens = new Int32Array(width);
+    const kv = this.kv.bind("lanes");
     const fed = new Map<number, number[]>(lanes.map((lane, k) => [lane, tokens[k] as number[]]));
     for (let b = 0; b < width; b++) {
       const own = fed.get(b);
@@ -326,6 +322,10 @@ export class FusedEngine implements Engine {
       seqlens[b] = firstPrompt ? Math.max(1, own?.length ?? 1) - 1 : length;
     }
     const total = Math.max(...seqlens) + 1;
+    // Decode: lane b sees its cache and the token written at its length; a first prompt: its own tokens.
+    const visible = Array.from({ length: width }, (_, b) =>
+      firstPrompt ? Math.max(1, fed.get(b)?.length ?? 1) : (this.lanes[b]?.length ?? 0) + 1,
+    );
     const logitRows = BigInt64Array.from(lanes, (lane, k) =>
       BigInt(lane * seq + (tokens[k] as number[]).length - 1),
     );
@@ -334,36 +334,21 @@ export class FusedEngine implements Engine {
       [fusedIo.seqlensK]: new ort.Tensor("int32", seqlens, [width]),
       [fusedIo.totalLength]: new ort.Tensor("int32", Int32Array.of(total), []),
       [fusedIo.logitRows]: new ort.Tensor("int64", logitRows, [lanes.length]),
-      ...this.kv.feeds(),
+      [fusedIo.attentionBias]: attentionBias(ort, this.parts.precision, visible, seq, total),
+      ...kv.feeds,
       ...(await this.parts.loraFeeds?.get()),
     };
-    if (this.parts.slots) feeds[fusedIo.slotMask] = this.slotMask();
-    const out = await this.runSession(session, feeds);
-    this.kv.update(out);
+    Object.assign(feeds, this.slotMasks());
+    const out = (await session.run(feeds, { [fusedIo.logits]: null, ...kv.fetches })) as Record<
+      string,
+      OrtTensor
+    >;
     lanes.forEach((lane, k) => {
       (this.lanes[lane] as Lane).length += (tokens[k] as number[]).length;
     });
     const logits = out[fusedIo.logits]?.data as Float32Array;
     const v = this.info.vocabSize;
     return lanes.map((_, k) => logits.slice(k * v, (k + 1) * v));
-  }
-
-  private async runSession(
-    session: Session,
-    feeds: Record<string, OrtTensor>,
-  ): Promise<Record<string, OrtTensor>> {
-    const fetches = { [fusedIo.logits]: null, ...this.kv.fetches() };
-    try {
-      return (await session.run(feeds, fetches)) as Record<string, OrtTensor>;
-    } catch (error) {
-      if (!this.kv.bound() || this.device === "cpu") throw error;
-      // The binding refused a device tensor as an output: keep the buffers by copy from here on.
-      this.kv.inPlace = false;
-      return (await session.run(feeds, { [fusedIo.logits]: null, ...this.kv.fetches() })) as Record<
-        string,
-        OrtTensor
-      >;
-    }
   }
 
   /**
@@ -373,40 +358,53 @@ export class FusedEngine implements Engine {
   private async prefillAlone(tokens: number[], lane: number): Promise<Float32Array> {
     const { ort, session } = this.parts;
     const seq = tokens.length;
+    const kv = this.kv.bind("row");
     const feeds: Record<string, OrtTensor> = {
       [fusedIo.inputIds]: new ort.Tensor("int64", BigInt64Array.from(tokens, BigInt), [1, seq]),
       [fusedIo.seqlensK]: new ort.Tensor("int32", Int32Array.of(seq - 1), [1]),
       [fusedIo.totalLength]: new ort.Tensor("int32", Int32Array.of(seq), []),
       [fusedIo.logitRows]: new ort.Tensor("int64", BigInt64Array.of(BigInt(seq - 1)), [1]),
-      ...this.kv.rowZeros(),
+      [fusedIo.attentionBias]: attentionBias(ort, this.parts.precision, [seq], seq, seq),
+      ...kv.feeds,
       ...(await this.parts.loraFeeds?.get()),
     };
     const slot = (this.lanes[lane] as Lane).slot;
-    if (this.parts.slots) feeds[fusedIo.slotMask] = this.slotMask([slot]);
-    const fetches: Record<string, null> = { [fusedIo.logits]: null };
-    for (let l = 0; l < this.parts.model.decoder.numLayers; l++) {
-      fetches[fusedIo.presentKey(l)] = null;
-      fetches[fusedIo.presentValue(l)] = null;
-    }
-    const out = (await session.run(feeds, fetches)) as Record<string, OrtTensor>;
-    await this.kv.merge(this.parts.merge, out, lane, this.lanes.length);
+    Object.assign(feeds, this.slotMasks([slot]));
+    const out = (await session.run(feeds, { [fusedIo.logits]: null, ...kv.fetches })) as Record<
+      string,
+      OrtTensor
+    >;
+    await this.kv.merge(lane);
     (this.lanes[lane] as Lane).length = seq;
     return ((out[fusedIo.logits] as OrtTensor).data as Float32Array).slice(0, this.info.vocabSize);
   }
 
-  /** [rows, 1, S·R]: 1 on the R columns of each row's slot (default: every lane's); slot 0 all zero. */
-  private slotMask(rowSlots: number[] = this.lanes.map((l) => l?.slot ?? 0)): OrtTensor {
-    const layout = (this.parts.slots as LoraSlots).layout;
+  /**
+   * Per repetition count n (`slotMaskTimes`): [rows, 1, n·S·R], 1 on the R columns of each row's slot in
+   * each of the n blocks (default: every lane's slot); slot 0 all zero.
+   */
+  private slotMasks(rowSlots: number[] = this.lanes.map((l) => l?.slot ?? 0)): Record<string, OrtTensor> {
+    if (!this.parts.slots) return {};
+    const layout = this.parts.slots.layout;
     const columns = layout.maxSlots * layout.maxRank;
-    const mask = new Float32Array(rowSlots.length * columns);
-    rowSlots.forEach((slot, b) => {
-      if (slot > 0)
-        mask.fill(1, b * columns + (slot - 1) * layout.maxRank, b * columns + slot * layout.maxRank);
-    });
-    const dims = [rowSlots.length, 1, columns];
-    return this.parts.precision === "float16"
-      ? new this.parts.ort.Tensor("float16", toFloat16(mask), dims)
-      : new this.parts.ort.Tensor("float32", mask, dims);
+    const out: Record<string, OrtTensor> = {};
+    for (const n of slotMaskTimes(layout)) {
+      const width = n * columns;
+      const mask = new Float32Array(rowSlots.length * width);
+      rowSlots.forEach((slot, b) => {
+        if (slot === 0) return;
+        for (let k = 0; k < n; k++) {
+          const start = b * width + k * columns + (slot - 1) * layout.maxRank;
+          mask.fill(1, start, start + layout.maxRank);
+        }
+      });
+      const dims = [rowSlots.length, 1, width];
+      out[fusedIo.slotMaskTimes(n)] =
+        this.parts.precision === "float16"
+          ? new this.parts.ort.Tensor("float16", toFloat16(mask), dims)
+          : new this.parts.ort.Tensor("float32", mask, dims);
+    }
+    return out;
   }
 
   async dispose(): Promise<void> {

@@ -4,11 +4,20 @@
 // before the next step, instead of sending every stack over PCIe on every step.
 
 import { toFloat16 } from "./float16.ts";
-import type { LoraSlots } from "./lora-slots.ts";
 import { GraphBuilder } from "./onnx/graph-builder.ts";
 import { createSession, type Ort, type OrtTensor, type Session, type SessionRequest } from "./ort-backend.ts";
 import type { Precision } from "./onnx/fused-decoder.ts";
 import type { Device } from "./types.ts";
+
+/**
+ * Where the stacks come from: the slots themselves, or a regrouping of them (the fused graph's,
+ * `groupLoraStacks`); `copies` says the arrays are rebuilt by each `feeds()`, so a slot write is seen only by
+ * reading them again.
+ */
+export interface StackSource {
+  feeds(): { name: string; dims: number[]; data: Float32Array }[];
+  copies?: boolean;
+}
 
 export interface LoraFeeds {
   get(): Promise<Record<string, OrtTensor>>;
@@ -18,7 +27,7 @@ export interface LoraFeeds {
 }
 
 /** float32 tensors wrap the stacks' arrays (a slot write is seen without a copy); float16 ones are copies. */
-function hostTensors(ort: Ort, slots: LoraSlots, precision: Precision): Record<string, OrtTensor> {
+function hostTensors(ort: Ort, slots: StackSource, precision: Precision): Record<string, OrtTensor> {
   const out: Record<string, OrtTensor> = {};
   for (const f of slots.feeds()) {
     out[f.name] =
@@ -29,7 +38,7 @@ function hostTensors(ort: Ort, slots: LoraSlots, precision: Precision): Record<s
   return out;
 }
 
-function hostLoraFeeds(ort: Ort, slots: LoraSlots, precision: Precision): LoraFeeds {
+function hostLoraFeeds(ort: Ort, slots: StackSource, precision: Precision): LoraFeeds {
   let tensors = hostTensors(ort, slots, precision);
   let stale = false;
   return {
@@ -40,7 +49,7 @@ function hostLoraFeeds(ort: Ort, slots: LoraSlots, precision: Precision): LoraFe
     },
     changed() {
       // float32 tensors share the stacks' memory; copies must be redone.
-      stale = precision === "float16";
+      stale = precision === "float16" || slots.copies === true;
     },
     dispose: async () => {},
   };
@@ -55,7 +64,12 @@ function uploadGraph(rank: number, precision: Precision): GraphBuilder {
   return g;
 }
 
-function residentLoraFeeds(ort: Ort, slots: LoraSlots, req: SessionRequest, precision: Precision): LoraFeeds {
+function residentLoraFeeds(
+  ort: Ort,
+  slots: StackSource,
+  req: SessionRequest,
+  precision: Precision,
+): LoraFeeds {
   // One uploader per rank: the gather layout's stacks are 3-D, the dense layout's 2-D.
   const uploaders = new Map<number, Session>();
   const upload = async (host: OrtTensor) => {
@@ -98,7 +112,7 @@ function residentLoraFeeds(ort: Ort, slots: LoraSlots, req: SessionRequest, prec
 
 export const LORA_FEEDS: Record<
   Device,
-  (ort: Ort, slots: LoraSlots, req: SessionRequest, precision?: Precision) => LoraFeeds
+  (ort: Ort, slots: StackSource, req: SessionRequest, precision?: Precision) => LoraFeeds
 > = {
   cpu: (ort, slots, _req, precision = "float32") => hostLoraFeeds(ort, slots, precision),
   webgpu: (ort, slots, req, precision = "float32") => residentLoraFeeds(ort, slots, req, precision),

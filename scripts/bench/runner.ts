@@ -167,7 +167,7 @@ const command = defineCommand({
     skipSwap: { type: "boolean", default: false, description: "skip the merge-and-swap baseline" },
     engines: {
       type: "string",
-      description: `comma-separated engines to measure: ${Object.keys(ENGINE_CONFIGS).join(", ")} (default: primitive; the fused graph is opt-in: docs/decisions/0006-fused-webgpu-decoder.md)`,
+      description: `comma-separated engines to measure: ${Object.keys(ENGINE_CONFIGS).join(", ")} (default: primitive,fused16,int4 on webgpu, where the fused graph is the runner's default; primitive on cpu: docs/decisions/0006-fused-webgpu-decoder.md)`,
     },
     peers: {
       type: "string",
@@ -204,7 +204,9 @@ const command = defineCommand({
       readPeftDir(join(dir, "adapters", `a${k}`), model.spec),
     );
     const o = { device, backend, threads, hostFeeds: args.hostFeeds };
-    const configs = parseEngines(args.engines ?? "primitive");
+    const configs = parseEngines(
+      args.engines ?? (device === "webgpu" ? "primitive,fused16,int4" : "primitive"),
+    );
     const scenarios: Scenario[] = [];
     const groups: { config: EngineConfig; names: Record<string, string> }[] = [];
     const engines: Engine[] = [];

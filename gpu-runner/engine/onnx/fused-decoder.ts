@@ -14,7 +14,7 @@ import { linearShape, moduleName, transposeMatrix } from "./llama-decoder.ts";
 import { GraphBuilder } from "./graph-builder.ts";
 import { MS_DOMAIN } from "./onnx-proto.ts";
 import { INT4_BLOCK, type Int4Weight, quantizeInt4 } from "./int4.ts";
-import { add, cast, concat, gather, matMul, mul, reshape, sigmoid } from "./ops.ts";
+import { add, cast, gather, matMul, mul, reshape, sigmoid } from "./ops.ts";
 import { toFloat16 } from "../float16.ts";
 import type { Rope } from "../model/rope.ts";
 import { writeCosSin } from "../model/rope.ts";
@@ -39,16 +39,84 @@ export const fusedIo = {
   inputIds: "input_ids",
   seqlensK: "seqlens_k",
   totalLength: "total_sequence_length",
+  attentionBias: "attention_bias",
   logitRows: "logit_rows",
-  slotMask: "slot_mask",
   logits: "logits",
   pastKey: (l: number) => `past_key.${l}`,
   pastValue: (l: number) => `past_value.${l}`,
   presentKey: (l: number) => `present_key.${l}`,
   presentValue: (l: number) => `present_value.${l}`,
-  loraA: (l: number, m: LinearName) => `lora_a.${l}.${m}`,
-  loraB: (l: number, m: LinearName) => `lora_b.${l}.${m}`,
+  /** A group's adapted A stacks side by side: [in, n·S·R]. */
+  loraA: (l: number, group: string) => `lora_a.${l}.${group}`,
+  /** A group's B stacks block-diagonal over its columns: [n·S·R, Σ out]. */
+  loraB: (l: number, group: string) => `lora_b.${l}.${group}`,
+  /** The slot mask repeated n times, for a group with n adapted linears: [rows, 1, n·S·R]. */
+  slotMaskTimes: (n: number) => `slot_mask.x${n}`,
 };
+
+/** The linears each fused MatMul computes, in column order, and the name of their LoRA inputs. */
+export const FUSED_GROUPS: readonly { name: string; label: string; modules: readonly LinearName[] }[] = [
+  { name: "qkv_proj", label: "self_attn.qkv_proj", modules: ["q_proj", "k_proj", "v_proj"] },
+  { name: "o_proj", label: "self_attn.o_proj", modules: ["o_proj"] },
+  { name: "gate_up_proj", label: "mlp.gate_up_proj", modules: ["gate_proj", "up_proj"] },
+  { name: "down_proj", label: "mlp.down_proj", modules: ["down_proj"] },
+];
+
+/** How many of a group's linears carry LoRA stacks. */
+export function adaptedCount(group: (typeof FUSED_GROUPS)[number], modules: readonly LinearName[]): number {
+  return group.modules.filter((m) => modules.includes(m)).length;
+}
+
+/** The slot-mask repetitions the graph takes as inputs (one per distinct adapted count). */
+export function slotMaskTimes(lora: LoraLayout): number[] {
+  const counts = new Set(FUSED_GROUPS.map((g) => adaptedCount(g, lora.modules)).filter((n) => n > 0));
+  return [...counts].sort((a, b) => a - b);
+}
+
+interface StackFeed {
+  name: string;
+  dims: number[];
+  data: Float32Array;
+}
+
+/**
+ * The per-linear dense stacks (lora-slots.ts: A [in, S·R], B [S·R, out] under the primitive graph's names)
+ * regrouped as the fused graph takes them: one A [in, n·S·R] and one block-diagonal B [n·S·R, Σ out] per
+ * group, so a group's adapters cost one MatMul, one Mul, one MatMul and one Add whatever n is.
+ */
+export function groupLoraStacks(spec: DecoderSpec, lora: LoraLayout, stacks: StackFeed[]): StackFeed[] {
+  const byName = new Map(stacks.map((f) => [f.name, f.data]));
+  const columns = lora.maxSlots * lora.maxRank;
+  const out: StackFeed[] = [];
+  for (let layer = 0; layer < spec.numLayers; layer++) {
+    for (const group of FUSED_GROUPS) {
+      const adapted = group.modules.filter((m) => lora.modules.includes(m));
+      if (adapted.length === 0) continue;
+      const { inFeatures } = linearShape(spec, group.modules[0] as LinearName);
+      const widths = group.modules.map((m) => linearShape(spec, m).outFeatures);
+      const total = widths.reduce((a, b) => a + b, 0);
+      const n = adapted.length;
+      const a = new Float32Array(inFeatures * n * columns);
+      const b = new Float32Array(n * columns * total);
+      adapted.forEach((m, k) => {
+        const aM = byName.get(`lora_a.${layer}.${m}`) as Float32Array;
+        const bM = byName.get(`lora_b.${layer}.${m}`) as Float32Array;
+        for (let i = 0; i < inFeatures; i++) {
+          a.set(aM.subarray(i * columns, (i + 1) * columns), (i * n + k) * columns);
+        }
+        const index = group.modules.indexOf(m);
+        const offset = widths.slice(0, index).reduce((x, y) => x + y, 0);
+        const width = widths[index] as number;
+        for (let j = 0; j < columns; j++) {
+          b.set(bM.subarray(j * width, (j + 1) * width), (k * columns + j) * total + offset);
+        }
+      });
+      out.push({ name: fusedIo.loraA(layer, group.name), dims: [inFeatures, n * columns], data: a });
+      out.push({ name: fusedIo.loraB(layer, group.name), dims: [n * columns, total], data: b });
+    }
+  }
+  return out;
+}
 
 /** GQA's rotary needs a head size that is a multiple of 16 (its cos/sin tables' width a multiple of 8). */
 export function fusedDecoderSupports(spec: DecoderSpec): string | null {
@@ -103,12 +171,16 @@ interface Ctx {
   spec: DecoderSpec;
   weights: WeightSource;
   o: FusedDecoderOptions;
-  slotMask: string | null;
+  /** The slot mask inputs by repetition count (`slotMaskTimes`). */
+  slotMasks: Map<number, string>;
 }
 
 /** One MatMul over several linears that read the same input: W_i^T side by side, biases likewise. */
-function fusedLinear(c: Ctx, layer: number, group: LinearName[], x: string, label: string): string {
+function fusedLinear(c: Ctx, layer: number, groupName: string, x: string): string {
   const { spec, o } = c;
+  const fused = FUSED_GROUPS.find((f) => f.name === groupName) as (typeof FUSED_GROUPS)[number];
+  const group = [...fused.modules];
+  const label = fused.label;
   const { inFeatures } = linearShape(spec, group[0] as LinearName);
   const widths = group.map((m) => linearShape(spec, m).outFeatures);
   const total = widths.reduce((a, b) => a + b, 0);
@@ -116,7 +188,7 @@ function fusedLinear(c: Ctx, layer: number, group: LinearName[], x: string, labe
     o.quantize === "int4"
       ? int4Linear(c, layer, group, x, label, inFeatures, total)
       : plainLinear(c, layer, group, x, label, inFeatures, widths, total);
-  return addLora(c, layer, group, widths, x, withBias(c, layer, group, widths, total, label, y));
+  return addLora(c, layer, fused, total, x, withBias(c, layer, group, widths, total, label, y));
 }
 
 function plainLinear(
@@ -223,36 +295,25 @@ function withBias(
   return y;
 }
 
-/**
- * y + Σ ((x·A_m) ⊙ mask)·B_m over the group's adapted linears, each delta placed at its columns: one Concat
- * when every linear of the group is adapted, else each delta padded to the group's width.
- */
-function addLora(c: Ctx, layer: number, group: LinearName[], widths: number[], x: string, y: string): string {
-  const { g, o, slotMask } = c;
+/** y + ((x·A_g) ⊙ mask)·B_g: the group's adapted linears in one product (`groupLoraStacks`). */
+function addLora(
+  c: Ctx,
+  layer: number,
+  group: (typeof FUSED_GROUPS)[number],
+  total: number,
+  x: string,
+  y: string,
+): string {
+  const { g, o } = c;
   const lora = o.lora;
-  if (!lora || !slotMask) return y;
-  const columns = lora.maxSlots * lora.maxRank;
-  const deltas = group.map((m) => {
-    if (!lora.modules.includes(m)) return null;
-    const { inFeatures, outFeatures } = linearShape(c.spec, m);
-    const a = g.input(fusedIo.loraA(layer, m), o.precision, [inFeatures, columns]);
-    const b = g.input(fusedIo.loraB(layer, m), o.precision, [columns, outFeatures]);
-    return matMul(g, mul(g, matMul(g, x, a), slotMask), b);
-  });
-  if (deltas.every((d) => d !== null))
-    return add(g, y, deltas.length === 1 ? (deltas[0] as string) : concat(g, deltas as string[], -1));
-  const total = widths.reduce((a, b) => a + b, 0);
-  let offset = 0;
-  let out = y;
-  deltas.forEach((d, i) => {
-    const w = widths[i] as number;
-    if (d !== null) {
-      const pads = g.constant("int64", [0, 0, offset, 0, 0, total - offset - w]);
-      out = add(g, out, g.op("Pad", [d, pads]));
-    }
-    offset += w;
-  });
-  return out;
+  if (!lora) return y;
+  const n = adaptedCount(group, lora.modules);
+  if (n === 0) return y;
+  const columns = n * lora.maxSlots * lora.maxRank;
+  const { inFeatures } = linearShape(c.spec, group.modules[0] as LinearName);
+  const a = g.input(fusedIo.loraA(layer, group.name), o.precision, [inFeatures, columns]);
+  const b = g.input(fusedIo.loraB(layer, group.name), o.precision, [columns, total]);
+  return add(g, y, matMul(g, mul(g, matMul(g, x, a), c.slotMasks.get(n) as string), b));
 }
 
 function normWeight(c: Ctx, name: string): string {
@@ -294,10 +355,15 @@ export function buildFusedDecoder(
   const seqlens = g.input(fusedIo.seqlensK, "int32", ["batch"]);
   const totalLength = g.input(fusedIo.totalLength, "int32", []);
   const logitRows = g.input(fusedIo.logitRows, "int64", ["rows"]);
-  const slotMask = o.lora
-    ? g.input(fusedIo.slotMask, t, ["batch", 1, o.lora.maxSlots * o.lora.maxRank])
-    : null;
-  const c: Ctx = { g, spec, weights, o, slotMask };
+  // Added to every lane's attention scores: WebGPU's attention reads every lane up to the batch's total
+  // length, so positions past a lane's own length are masked here (docs/decisions/0006-fused-webgpu-decoder.md).
+  const attnBias = g.input(fusedIo.attentionBias, t, ["batch", 1, "seq", "total"]);
+  const slotMasks = new Map<number, string>();
+  for (const n of o.lora ? slotMaskTimes(o.lora) : []) {
+    const columns = n * (o.lora as LoraLayout).maxSlots * (o.lora as LoraLayout).maxRank;
+    slotMasks.set(n, g.input(fusedIo.slotMaskTimes(n), t, ["batch", 1, columns]));
+  }
+  const c: Ctx = { g, spec, weights, o, slotMasks };
   const tables = rotaryTables(o.rope, spec.headDim, o.capacity);
   const half = spec.headDim / 2;
   const cosCache = g.initializer("rope_cos_cache", t, [o.capacity, half], () => convert(tables.cos, t));
@@ -316,12 +382,12 @@ export function buildFusedDecoder(
       let x: string;
       if (delta === null) x = norm(c, residual, inNorm);
       else [x, residual] = skipNorm(c, residual, delta, inNorm);
-      const qkv = fusedLinear(c, layer, ["q_proj", "k_proj", "v_proj"], x, "self_attn.qkv_proj");
+      const qkv = fusedLinear(c, layer, "qkv_proj", x);
       const pastKey = g.input(fusedIo.pastKey(layer), t, kvDims);
       const pastValue = g.input(fusedIo.pastValue(layer), t, kvDims);
       const [attn, presentKey, presentValue] = g.node(
         "GroupQueryAttention",
-        [qkv, "", "", pastKey, pastValue, seqlens, totalLength, cosCache, sinCache],
+        [qkv, "", "", pastKey, pastValue, seqlens, totalLength, cosCache, sinCache, "", attnBias],
         {
           num_heads: { i: spec.numHeads },
           kv_num_heads: { i: spec.numKvHeads },
@@ -333,7 +399,7 @@ export function buildFusedDecoder(
       ) as [string, string, string];
       g.output(fusedIo.presentKey(layer), presentKey, t, kvDims);
       g.output(fusedIo.presentValue(layer), presentValue, t, kvDims);
-      const o2 = fusedLinear(c, layer, ["o_proj"], attn, "self_attn.o_proj");
+      const o2 = fusedLinear(c, layer, "o_proj", attn);
       const [x2, afterAttn] = skipNorm(
         c,
         residual,
@@ -341,7 +407,7 @@ export function buildFusedDecoder(
         normWeight(c, `${prefix}.post_attention_layernorm.weight`),
       );
       residual = afterAttn;
-      const gateUp = fusedLinear(c, layer, ["gate_proj", "up_proj"], x2, "mlp.gate_up_proj");
+      const gateUp = fusedLinear(c, layer, "gate_up_proj", x2);
       const [gate, up] = g.node(
         "Split",
         [gateUp, g.constant("int64", [spec.intermediateSize, spec.intermediateSize])],
@@ -349,7 +415,7 @@ export function buildFusedDecoder(
         2,
       ) as [string, string];
       const act = mul(g, mul(g, gate, sigmoid(g, gate)), up);
-      delta = fusedLinear(c, layer, ["down_proj"], act, "mlp.down_proj");
+      delta = fusedLinear(c, layer, "down_proj", act);
     });
   }
   const [normed] = skipNorm(c, residual, delta as unknown as string, normWeight(c, "model.norm.weight"));
