@@ -6,7 +6,7 @@
 // all of it; Ctrl-C stops every process it started.
 import { join, resolve } from "node:path";
 import { type ArgsDef, defineCommand, type ParsedArgs, runMain } from "citty";
-import { prepareDemo, publishDemo } from "./demo-data/dev-demo.ts";
+import { DEMO_ASK, prepareDemo, publishDemo } from "./demo-data/dev-demo.ts";
 import { examples } from "./lib/dev-examples.ts";
 import {
   adapterSourcesIn,
@@ -124,7 +124,9 @@ async function start(args: ParsedArgs<typeof ARGS>): Promise<void> {
     base,
     await adapterSourcesIn(adaptersDir),
   );
-  const demoRelease = demo ? await publishDemo(edge.url, credentials.tenantKey as string, base, demo) : null;
+  const demoRelease = demo
+    ? await publishDemo(edge.url, credentials.tenantKey as string, base, demo, data)
+    : null;
   published.push(...(demoRelease?.published ?? []));
   console.log(
     examples({
@@ -135,6 +137,7 @@ async function start(args: ParsedArgs<typeof ARGS>): Promise<void> {
       credentials,
       credentialsPath: join(data, CREDENTIALS_FILE),
       showSecrets: created || newKey,
+      ...(demoRelease ? { ask: DEMO_ASK } : {}),
     }),
   );
   for (const line of demoRelease?.lines ?? []) console.log(line);

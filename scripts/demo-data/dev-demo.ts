@@ -1,23 +1,27 @@
-// The demo of `npm start`: on first start, train the two demo adapters (trainDemo; reused from the data
-// folder afterwards), serve their warmed base, publish support-classify (its first epoch as version 1 under
-// prod, the full run as version 2) and support-reply, and run the demo experiment between the two
-// support-classify versions on the route support-triage. Every step skips what is already there.
+// The demo of `npm start`: on first start, train the demo adapters (trainDemo; reused from the data folder
+// afterwards), serve their warmed base, publish support-classify (its launch version, which never learnt the
+// "feature" category, as version 1 under prod; the retrained one with all five as version 2) and
+// support-reply, and run the demo experiment between the two support-classify versions on the route
+// support-triage, with guardrails. Every step skips what is already there.
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { createEdgeClient, EdgeError } from "../../cli/edge-client.ts";
 import { createExperimentClient } from "../../cli/experiment-client.ts";
 import { sha256File } from "../../gpu-runner/engine/model/peft-dir.ts";
 import { createAliasClient } from "../../gpu-runner/training/program/aliases.ts";
-import { CANARY_ALIAS, describeCanary, startCanary } from "../../gpu-runner/training/program/canary.ts";
+import { CANARY_ALIAS, CHAMPION_ALIAS } from "../../gpu-runner/training/program/canary.ts";
 import { describe, metricsOf, publishTrained } from "../../gpu-runner/training/program/publish.ts";
-import type { TrainReport } from "../../gpu-runner/training/program/report.ts";
+import type { Guardrails } from "../../src/contracts/experiments.ts";
 import { PEFT_WEIGHTS_FILE as WEIGHTS_FILE } from "../../src/adapters/peft-files.ts";
 import { EdgeAdmin, type Published } from "../lib/dev-setup.ts";
-import { SYSTEM_CLASSIFY } from "./tickets.ts";
-import { DEMO_RECORD, type DemoResult, trainDemo } from "./train-demo.ts";
+import { DEMO_ROWS, DEMO_SEED, LATE_CATEGORY, SYSTEM_CLASSIFY, SYSTEM_REPLY } from "./tickets.ts";
+import { DEMO_RECORD, type DemoResult, type TrainedAdapter, trainDemo } from "./train-demo.ts";
 
 export const DEMO_ROUTE = "support-triage";
-const CLASSIFY = "support-classify";
+export const DEMO_ADAPTER = "support-classify";
+const CLASSIFY = DEMO_ADAPTER;
+/** The demo route's guardrails: a variant failing more than 5% of requests after 20 is cut to control. */
+export const DEMO_GUARDRAILS: Guardrails = { maxErrorRate: 0.05, maxP95LatencyMs: 10_000, minSamples: 20 };
 const quiet = { step: () => undefined, event: () => undefined, stop: () => undefined };
 
 /** Trains the demo on first start (or reuses it); returns the base to serve and the adapters. */
@@ -25,14 +29,14 @@ export async function prepareDemo(dataDir: string, modelDir: string): Promise<De
   const started = performance.now();
   if (!existsSync(join(dataDir, "demo", DEMO_RECORD)))
     console.log(
-      "demo: training support-classify and support-reply (first start only; about a minute on 2 cores)",
+      "demo: training support-classify (two versions) and support-reply (first start only; 1–3 minutes on 2 cores)",
     );
   const demo = await trainDemo({
     model: modelDir,
     out: join(dataDir, "demo"),
-    seed: 7,
+    seed: DEMO_SEED,
     threads: 2,
-    rows: 400,
+    rows: DEMO_ROWS,
     sink: quiet,
   });
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
@@ -51,27 +55,26 @@ interface Release {
 }
 
 function releases(demo: DemoResult): Release[] {
-  const trained = (name: keyof DemoResult["adapters"], alias?: string): Release => {
-    const { dir, report } = demo.adapters[name];
-    return {
-      name,
-      dir,
-      description: describe(report),
-      metrics: metricsOf(report),
-      ...(alias ? { alias } : {}),
-    };
-  };
-  const first: TrainReport = demo.adapters[CLASSIFY].report;
+  const trained = ({ dir, report }: TrainedAdapter, name: string, description: string, alias?: string) => ({
+    name,
+    dir,
+    description: `${description}; ${describe(report)}`,
+    metrics: metricsOf(report),
+    ...(alias ? { alias } : {}),
+  });
   return [
-    {
-      name: CLASSIFY,
-      dir: demo.classifyFirstEpoch,
-      alias: "prod",
-      description: `demo: ${CLASSIFY} after its first epoch (${Math.round(first.steps / 2)} of ${first.steps} steps)`,
-      metrics: {},
-    },
-    trained(CLASSIFY),
-    trained("support-reply", "prod"),
+    trained(
+      demo.classifyLaunch,
+      CLASSIFY,
+      `demo: the launch version, trained on ${demo.classifyLaunch.report.data.trainRows} tickets before the "${LATE_CATEGORY}" category existed`,
+      CHAMPION_ALIAS,
+    ),
+    trained(
+      demo.adapters[CLASSIFY],
+      CLASSIFY,
+      `demo: retrained on ${demo.adapters[CLASSIFY].report.data.trainRows} tickets with all five categories`,
+    ),
+    trained(demo.adapters["support-reply"], "support-reply", "demo: Nimbus reply template", CHAMPION_ALIAS),
   ];
 }
 
@@ -95,12 +98,33 @@ async function routeExists(edgeUrl: string, key: string): Promise<boolean> {
   }
 }
 
+/** A newcomer's first question to the demo: a ticket's category, from support-classify@prod. */
+export const DEMO_TICKET = "My package 4411 has not arrived yet. Thanks! Ana";
+export const DEMO_ASK = {
+  model: `${DEMO_ADAPTER}@prod`,
+  messages: [
+    { role: "system" as const, content: SYSTEM_CLASSIFY },
+    { role: "user" as const, content: DEMO_TICKET },
+  ],
+  maxTokens: 12,
+};
+
+/** The flags `npm run demo:traffic` needs to find this edge and its key, none for npm start's defaults. */
+function trafficFlags(edgeUrl: string, dataDir: string): string {
+  const flags = [
+    ...(resolve(dataDir) === resolve(".data") ? [] : ["--data", dataDir]),
+    ...(edgeUrl === "http://127.0.0.1:8787" ? [] : ["--endpoint", edgeUrl]),
+  ];
+  return flags.length === 0 ? "" : ` -- ${flags.join(" ")}`;
+}
+
 /** Publishes what is missing and starts the demo experiment; returns what was published and lines to print. */
 export async function publishDemo(
   edgeUrl: string,
   key: string,
   base: string,
   demo: DemoResult,
+  dataDir: string,
 ): Promise<{ published: Published[]; lines: string[] }> {
   const target = { endpoint: edgeUrl, token: key };
   const admin = new EdgeAdmin(edgeUrl);
@@ -123,36 +147,50 @@ export async function publishDemo(
   }
   const lines = [
     "",
-    `Demo experiment: route ${DEMO_ROUTE}, ${CLASSIFY} after 1 epoch (control) vs 2 epochs (canary)`,
+    `Demo experiment: route ${DEMO_ROUTE}, ${CLASSIFY} as launched (control) vs retrained with "${LATE_CATEGORY}" (canary)`,
   ];
   if (!(await routeExists(edgeUrl, key))) {
+    const canary = versions[1] as number;
     const aliases = createAliasClient(target);
     const before = await aliases.aliases(CLASSIFY);
-    const outcome = await startCanary(
-      { aliases, experiments: createExperimentClient(target) },
-      {
-        route: DEMO_ROUTE,
-        name: CLASSIFY,
-        version: versions[1] as number,
-        basisPoints: 5000,
-        champion: `${CLASSIFY}@prod`,
-        previousCanary: before[CANARY_ALIAS] ?? null,
-      },
+    if (before[CANARY_ALIAS] !== canary)
+      await aliases.move(CLASSIFY, CANARY_ALIAS, canary, before[CANARY_ALIAS] ?? null);
+    const route = await createExperimentClient(target).create({
+      name: DEMO_ROUTE,
+      control: "control",
+      variants: [
+        { name: "control", target: `${CLASSIFY}@${CHAMPION_ALIAS}`, weight: 5000 },
+        { name: "canary", target: `${CLASSIFY}@${CANARY_ALIAS}`, weight: 5000 },
+      ],
+      guardrails: DEMO_GUARDRAILS,
+      description: `the demo: ${CLASSIFY}@${versions[0]} (launch) against @${canary} (all five categories)`,
+    });
+    lines.push(
+      `  created route ${route.name}: control ${CLASSIFY}@prod (= @${versions[0]}) 50%, canary ${CLASSIFY}@canary (= @${canary}) 50%`,
     );
-    lines.push(...describeCanary(outcome, CLASSIFY, versions[1] as number));
   }
-  const body = JSON.stringify({
-    model: DEMO_ROUTE,
-    user: "alice",
-    messages: [
-      { role: "system", content: SYSTEM_CLASSIFY },
-      { role: "user", content: "My package 4411 has not arrived yet." },
-    ],
-    max_tokens: 12,
-  });
+  const chat = (model: string, system: string, ticket: string, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({
+      model,
+      ...extra,
+      messages: [
+        { role: "system", content: system },
+        { role: "user", content: ticket },
+      ],
+      max_tokens: model === "support-reply@prod" ? 160 : 12,
+    });
+  const curl = (body: string) =>
+    `curl -s${body.includes(DEMO_ROUTE) ? "i" : ""} ${edgeUrl}/v1/chat/completions -H "authorization: Bearer $LORA_EDGE_KEY" -H 'content-type: application/json' -d '${body}'`;
+  const ticket = DEMO_TICKET;
   lines.push(
-    `  curl -si ${edgeUrl}/v1/chat/completions -H "authorization: Bearer $LORA_EDGE_KEY" -H 'content-type: application/json' -d '${body}' | grep -iE '^x-(variant|adapter)|content'`,
-    `  EDGE_URL=${edgeUrl} EDGE_TOKEN=$LORA_EDGE_KEY npm run experiment -- show ${DEMO_ROUTE}`,
+    "  Ask prod (the launch version) for a ticket's category, and support-reply for the reply:",
+    `  ${curl(chat(`${CLASSIFY}@prod`, SYSTEM_CLASSIFY, ticket))}`,
+    `  ${curl(chat("support-reply@prod", SYSTEM_REPLY, ticket))}`,
+    "  The route splits users 50/50 between the versions (x-variant, x-adapter say which answered):",
+    `  ${curl(chat(DEMO_ROUTE, SYSTEM_CLASSIFY, ticket, { user: "alice" }))} | grep -iE '^x-(variant|adapter)|content'`,
+    "  Send held-out labelled tickets as distinct users with feedback, and read the verdict:",
+    `  npm run demo:traffic${trafficFlags(edgeUrl, dataDir)}`,
+    `  (the console shows the same: ${edgeUrl}/console/experiments/${DEMO_ROUTE}, signed in with the tenant key)`,
     "",
   );
   return { published, lines };

@@ -1,18 +1,32 @@
 // `node scripts/demo-data/index.ts --out <dir> [--rows 400] [--seed 7]`: writes the demo support-ticket
-// datasets, classify.jsonl and reply.jsonl (chat "messages" rows), the same seeded tickets in both.
+// datasets, classify.jsonl and reply.jsonl (chat "messages" rows), the same seeded tickets in both, and
+// classify-launch.jsonl: the same without the "feature" category, the data support-classify was launched
+// with (its first version in the demo).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { defineCommand, runMain } from "citty";
-import { classifyRow, makeTickets, replyRow } from "./tickets.ts";
+import { classifyRow, LATE_CATEGORY, makeTickets, replyRow } from "./tickets.ts";
 
-export function writeDemoData(out: string, rows: number, seed: number): { classify: string; reply: string } {
+export interface DemoDataPaths {
+  classify: string;
+  reply: string;
+  classifyLaunch: string;
+}
+
+export function writeDemoData(out: string, rows: number, seed: number): DemoDataPaths {
   mkdirSync(out, { recursive: true });
   const tickets = makeTickets(rows, seed);
-  const jsonl = (f: (t: (typeof tickets)[number]) => unknown) =>
-    `${tickets.map((t) => JSON.stringify(f(t))).join("\n")}\n`;
-  const paths = { classify: join(out, "classify.jsonl"), reply: join(out, "reply.jsonl") };
-  writeFileSync(paths.classify, jsonl(classifyRow));
-  writeFileSync(paths.reply, jsonl(replyRow));
+  const jsonl = (rows: typeof tickets, f: (t: (typeof tickets)[number]) => unknown) =>
+    `${rows.map((t) => JSON.stringify(f(t))).join("\n")}\n`;
+  const paths = {
+    classify: join(out, "classify.jsonl"),
+    reply: join(out, "reply.jsonl"),
+    classifyLaunch: join(out, "classify-launch.jsonl"),
+  };
+  const launch = tickets.filter((t) => t.category !== LATE_CATEGORY);
+  writeFileSync(paths.classify, jsonl(tickets, classifyRow));
+  writeFileSync(paths.reply, jsonl(tickets, replyRow));
+  writeFileSync(paths.classifyLaunch, jsonl(launch, classifyRow));
   return paths;
 }
 
@@ -32,7 +46,7 @@ const command = defineCommand({
   },
   run({ args }) {
     const paths = writeDemoData(args.out, count("rows", args.rows), count("seed", args.seed));
-    console.log(`wrote ${paths.classify} and ${paths.reply}`);
+    console.log(`wrote ${paths.classify}, ${paths.classifyLaunch} and ${paths.reply}`);
   },
 });
 

@@ -10,6 +10,8 @@ export interface ExamplesInput {
   credentials: Credentials;
   credentialsPath: string;
   showSecrets: boolean;
+  /** The first request to show; default: the first published adapter (or the base) saying "Hello!". */
+  ask?: { model: string; messages: { role: "system" | "user"; content: string }[]; maxTokens: number };
 }
 
 const shown = (secret: string | null, full: boolean) =>
@@ -17,14 +19,19 @@ const shown = (secret: string | null, full: boolean) =>
 
 export function examples(input: ExamplesInput): string {
   const { edgeUrl, credentials: c } = input;
-  const model = input.published[0] ? `${input.published[0].name}@prod` : input.base;
+  const ask = input.ask ?? {
+    model: input.published[0] ? `${input.published[0].name}@prod` : input.base,
+    messages: [{ role: "user", content: "Hello!" }],
+    maxTokens: 20,
+  };
+  const model = ask.model;
   const fresh = input.published.filter((p) => p.fresh).map((p) => `${p.name}@${p.version}`);
   const keyFromFile = `export LORA_EDGE_KEY=$(node -p 'require(${JSON.stringify(input.credentialsPath)}).tenantKey')`;
-  const body = JSON.stringify({ model, messages: [{ role: "user", content: "Hello!" }], max_tokens: 20 });
+  const body = JSON.stringify({ model, messages: ask.messages, max_tokens: ask.maxTokens });
   const sdk = [
     `import OpenAI from "openai";`,
     `const client = new OpenAI({ baseURL: "${edgeUrl}/v1", apiKey: process.env.LORA_EDGE_KEY });`,
-    `const stream = await client.chat.completions.create({ model: "${model}", stream: true, max_tokens: 20, messages: [{ role: "user", content: "Hello!" }] });`,
+    `const stream = await client.chat.completions.create({ model: "${model}", stream: true, max_tokens: ${ask.maxTokens}, messages: ${JSON.stringify(ask.messages)} });`,
     `for await (const chunk of stream) process.stdout.write(chunk.choices[0]?.delta?.content ?? "");`,
     "console.log();",
   ].join(" ");

@@ -2,6 +2,7 @@
 // Experiments: the tenant's routes, and one route's results: split, guardrails, SRM, per-variant numbers,
 // charts over time, and the promote and stop forms.
 import type { Results, Route } from "../../../../src/contracts/experiments.ts";
+import { describeVerdict, verdictOf } from "../../../../src/experiments/verdict.ts";
 import type { ConsoleSession } from "../session-store.ts";
 import { IntervalChart, LineChart } from "./charts.tsx";
 import type { ExperimentSeries } from "./experiment-series.ts";
@@ -70,6 +71,26 @@ function Guardrails(props: { route: Route }) {
     <p>
       Guardrails: {limits.join(", ")}, judged after {g.minSamples} requests per variant.
     </p>
+  );
+}
+
+/** The same sentences `npm run demo:traffic` prints (src/experiments/verdict.ts), and the variant to promote. */
+function Verdict(props: { results: Results }) {
+  const verdict = verdictOf(props.results);
+  const lines = describeVerdict(props.results, verdict);
+  if (lines.length === 0) return null;
+  return (
+    <section aria-labelledby="verdict">
+      <h2 id="verdict">Verdict</h2>
+      <ul>
+        {lines.map((l) => (
+          <li>{l}</li>
+        ))}
+      </ul>
+      {verdict.winner !== null ? (
+        <p class="notice">{`Promote ${verdict.winner}: it beats control at 95% confidence.`}</p>
+      ) : null}
+    </section>
   );
 }
 
@@ -233,6 +254,7 @@ export function ExperimentPage(props: ExperimentPageProps) {
       <Guardrails route={route} />
       <h2>Variants</h2>
       <VariantTable results={props.results} />
+      <Verdict results={props.results} />
       <Charts series={props.series} results={props.results} />
       <h2>Decide</h2>
       <Actions session={props.session} route={route} />
