@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { BaseModelSpecSchema } from "./base-model.ts";
 import { Sha256Schema } from "./digest.ts";
+import { MonthlyTokenBudgetSchema, RateLimitsSchema } from "./limits.ts";
 import { AdapterManifestSchema } from "./manifest.ts";
 import { AdapterNameSchema, AliasNameSchema, TenantNameSchema } from "./names.ts";
 
@@ -18,7 +19,13 @@ export const BaseModelIdSchema = z
     "must be 1..128 of A-Z a-z 0-9 . _ / -, starting with a letter or digit",
   );
 
-export const CreateTenantRequestSchema = z.strictObject({ name: TenantNameSchema });
+export const CreateTenantRequestSchema = z.strictObject({
+  name: TenantNameSchema,
+  /** The tenant's own per-minute limits, over all its keys; absent means none. */
+  limits: RateLimitsSchema.optional(),
+  /** Prompt plus completion tokens per calendar month (UTC); absent means no budget. */
+  monthlyTokenBudget: MonthlyTokenBudgetSchema.optional(),
+});
 
 export const UploadResponseSchema = z.strictObject({
   upload: z.uuid(),

@@ -1,8 +1,11 @@
 // API keys: tenant-scoped bearer tokens with scopes. Only a key's hash is stored; the secret is shown once.
 import { z } from "zod";
+import { RateLimitsSchema, StoredRateLimitsSchema } from "./limits.ts";
 import { TenantNameSchema } from "./names.ts";
 
-export const SCOPES = ["infer", "publish", "admin"] as const;
+// `runner` is a fleet key: it lets a runner join the pool (README, "Runner fleets") and nothing else. Only the
+// operator creates one, it is never combined with other scopes, and `admin` does not imply it.
+export const SCOPES = ["infer", "publish", "admin", "runner"] as const;
 export const ScopeSchema = z.enum(SCOPES);
 export type Scope = z.infer<typeof ScopeSchema>;
 
@@ -13,9 +16,14 @@ export const CreateApiKeyRequestSchema = z.strictObject({
   scopes: z
     .array(ScopeSchema)
     .min(1)
-    .refine((s) => new Set(s).size === s.length, { message: "must not repeat a scope" }),
+    .refine((s) => new Set(s).size === s.length, { message: "must not repeat a scope" })
+    .refine((s) => !s.includes("runner") || s.length === 1, {
+      message: 'must be ["runner"] alone for a fleet key (a runner key carries no other scope)',
+    }),
   /** ISO 8601 expiry; absent means the key does not expire. */
   expiresAt: z.iso.datetime({ offset: true }).optional(),
+  /** Requests and tokens per minute for this key; absent means none (the tenant's still apply). */
+  limits: RateLimitsSchema.optional(),
 });
 export type CreateApiKeyRequest = z.infer<typeof CreateApiKeyRequestSchema>;
 
@@ -30,6 +38,7 @@ export const ApiKeyInfoSchema = z.strictObject({
   expiresAt: z.iso.datetime({ offset: true }).nullable(),
   revokedAt: z.iso.datetime({ offset: true }).nullable(),
   lastUsedAt: z.iso.datetime({ offset: true }).nullable(),
+  limits: StoredRateLimitsSchema,
 });
 export type ApiKeyInfo = z.infer<typeof ApiKeyInfoSchema>;
 

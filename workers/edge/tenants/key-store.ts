@@ -3,6 +3,14 @@
 import { z } from "zod";
 import type { ApiKeyInfo, Scope } from "../../../src/contracts/keys.ts";
 import { ScopeSchema } from "../../../src/contracts/keys.ts";
+import {
+  mergeLimits,
+  NO_LIMITS,
+  type RateLimits,
+  type StoredRateLimits,
+  type TenantInfo,
+  type UpdateTenantRequest,
+} from "../../../src/contracts/limits.ts";
 import { sha256Hex, timingSafeEqualString, toHex } from "../../../src/crypto.ts";
 import { AppError } from "../../../src/errors.ts";
 import { isUniqueViolation, nowIso, parseRow, parseRows } from "../common/d1.ts";
@@ -28,14 +36,54 @@ const KeyRowSchema = z.object({
   expires_at: z.string().nullable(),
   revoked_at: z.string().nullable(),
   last_used_at: z.string().nullable(),
+  requests_per_minute: z.number().int().positive().nullable(),
+  tokens_per_minute: z.number().int().positive().nullable(),
 });
 type KeyRow = z.infer<typeof KeyRowSchema>;
+
+const TenantRowSchema = z.object({
+  name: z.string(),
+  created_at: z.string(),
+  requests_per_minute: z.number().int().positive().nullable(),
+  tokens_per_minute: z.number().int().positive().nullable(),
+  monthly_token_budget: z.number().int().positive().nullable(),
+});
+type TenantRow = z.infer<typeof TenantRowSchema>;
+
+/** A live key's row with its tenant's limits beside it: one read gives auth everything the limits need. */
+const LiveKeyRowSchema = KeyRowSchema.extend({
+  tenant_requests_per_minute: z.number().int().positive().nullable(),
+  tenant_tokens_per_minute: z.number().int().positive().nullable(),
+  tenant_monthly_token_budget: z.number().int().positive().nullable(),
+});
+
+/** What limits a request with this key: its own, its tenant's, and the tenant's monthly budget. */
+export interface AppliedLimits {
+  key: StoredRateLimits;
+  tenant: StoredRateLimits;
+  monthlyTokenBudget: number | null;
+}
+
+const limitsOf = (row: { requests_per_minute: number | null; tokens_per_minute: number | null }) => ({
+  requestsPerMinute: row.requests_per_minute,
+  tokensPerMinute: row.tokens_per_minute,
+});
+
+function tenantInfo(row: TenantRow): TenantInfo {
+  return {
+    name: row.name,
+    createdAt: row.created_at,
+    limits: limitsOf(row),
+    monthlyTokenBudget: row.monthly_token_budget,
+  };
+}
 
 export interface KeyPrincipal {
   keyId: string;
   tenant: string;
   scopes: Scope[];
   lastUsedAt: string | null;
+  limits: AppliedLimits;
 }
 
 /** A key that was live when read; `expiresAt` (epoch ms) travels along so a cached copy still expires. */
@@ -55,6 +103,7 @@ function toInfo(row: KeyRow): ApiKeyInfo {
     expiresAt: row.expires_at,
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
+    limits: limitsOf(row),
   };
 }
 
@@ -71,12 +120,33 @@ export class KeyStore {
     this.#db = db;
   }
 
-  async createTenant(name: string): Promise<{ name: string; createdAt: string }> {
-    const createdAt = nowIso();
+  async createTenant(input: {
+    name: string;
+    limits?: RateLimits | undefined;
+    monthlyTokenBudget?: number | null | undefined;
+  }): Promise<TenantInfo> {
+    const { name } = input;
+    const limits = mergeLimits(NO_LIMITS, input.limits);
+    const row: TenantRow = {
+      name,
+      created_at: nowIso(),
+      requests_per_minute: limits.requestsPerMinute,
+      tokens_per_minute: limits.tokensPerMinute,
+      monthly_token_budget: input.monthlyTokenBudget ?? null,
+    };
     try {
       await this.#db
-        .prepare("INSERT INTO tenants (name, created_at) VALUES (?, ?)")
-        .bind(name, createdAt)
+        .prepare(
+          `INSERT INTO tenants (name, created_at, requests_per_minute, tokens_per_minute, monthly_token_budget)
+           VALUES (?, ?, ?, ?, ?)`,
+        )
+        .bind(
+          row.name,
+          row.created_at,
+          row.requests_per_minute,
+          row.tokens_per_minute,
+          row.monthly_token_budget,
+        )
         .run();
     } catch (error) {
       if (isUniqueViolation(error)) {
@@ -84,7 +154,43 @@ export class KeyStore {
       }
       throw error;
     }
-    return { name, createdAt };
+    return tenantInfo(row);
+  }
+
+  async tenant(name: string): Promise<TenantInfo> {
+    const raw = await this.#db.prepare("SELECT * FROM tenants WHERE name = ?").bind(name).first();
+    if (raw === null) {
+      throw new AppError("not_found", `tenant ${JSON.stringify(name)} does not exist`, { param: "name" });
+    }
+    return tenantInfo(parseRow(TenantRowSchema, raw, "tenants"));
+  }
+
+  /**
+   * Changes a tenant's limits or budget. Its keys carry the tenant's limits in the key cache, so each is
+   * announced: this isolate applies the change at once, others within KEY_CACHE_MS (tenants/key-cache.ts).
+   */
+  async updateTenant(name: string, update: UpdateTenantRequest): Promise<TenantInfo> {
+    const current = await this.tenant(name);
+    const limits = mergeLimits(current.limits, update.limits);
+    const budget =
+      update.monthlyTokenBudget === undefined ? current.monthlyTokenBudget : update.monthlyTokenBudget;
+    const [updated, keys] = await this.#db.batch([
+      this.#db
+        .prepare(
+          `UPDATE tenants SET requests_per_minute = ?, tokens_per_minute = ?, monthly_token_budget = ?
+           WHERE name = ? RETURNING *`,
+        )
+        .bind(limits.requestsPerMinute, limits.tokensPerMinute, budget, name),
+      this.#db.prepare("SELECT key_hash FROM api_keys WHERE tenant = ?").bind(name),
+    ]);
+    const row = updated?.results[0];
+    if (row === undefined) {
+      throw new AppError("not_found", `tenant ${JSON.stringify(name)} does not exist`, { param: "name" });
+    }
+    for (const key of parseRows(z.object({ key_hash: z.string() }), keys?.results ?? [], "api_keys")) {
+      announce({ kind: "key", hash: key.key_hash });
+    }
+    return tenantInfo(parseRow(TenantRowSchema, row, "tenants"));
   }
 
   async tenantExists(name: string): Promise<boolean> {
@@ -97,8 +203,10 @@ export class KeyStore {
     name: string;
     scopes: Scope[];
     expiresAt?: string | undefined;
+    limits?: RateLimits | undefined;
   }): Promise<ApiKeyInfo & { key: string }> {
     const secret = newSecret();
+    const limits = mergeLimits(NO_LIMITS, input.limits);
     const row: KeyRow = {
       id: crypto.randomUUID(),
       tenant: input.tenant,
@@ -110,11 +218,14 @@ export class KeyStore {
       expires_at: input.expiresAt ? new Date(input.expiresAt).toISOString() : null,
       revoked_at: null,
       last_used_at: null,
+      requests_per_minute: limits.requestsPerMinute,
+      tokens_per_minute: limits.tokensPerMinute,
     };
     await this.#db
       .prepare(
-        `INSERT INTO api_keys (id, tenant, name, key_hash, prefix, scopes, created_at, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO api_keys (id, tenant, name, key_hash, prefix, scopes, created_at, expires_at,
+                               requests_per_minute, tokens_per_minute)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .bind(
         row.id,
@@ -125,6 +236,8 @@ export class KeyStore {
         JSON.stringify(row.scopes),
         row.created_at,
         row.expires_at,
+        row.requests_per_minute,
+        row.tokens_per_minute,
       )
       .run();
     return { ...toInfo(row), key: secret };
@@ -140,15 +253,36 @@ export class KeyStore {
    * time, so a hit and a near-miss cost the same.
    */
   async liveKey(hash: string, now = new Date()): Promise<LiveKey | null> {
-    const raw = await this.#db.prepare("SELECT * FROM api_keys WHERE key_hash = ?").bind(hash).first();
+    const raw = await this.#db
+      .prepare(
+        `SELECT k.*, t.requests_per_minute AS tenant_requests_per_minute,
+                t.tokens_per_minute AS tenant_tokens_per_minute,
+                t.monthly_token_budget AS tenant_monthly_token_budget
+         FROM api_keys k JOIN tenants t ON t.name = k.tenant WHERE k.key_hash = ?`,
+      )
+      .bind(hash)
+      .first();
     if (raw === null) return null;
-    const row = parseRow(KeyRowSchema, raw, "api_keys");
+    const row = parseRow(LiveKeyRowSchema, raw, "api_keys");
     if (!timingSafeEqualString(row.key_hash, hash)) return null;
     if (row.revoked_at !== null) return null;
     const expiresAt = row.expires_at === null ? null : Date.parse(row.expires_at);
     if (expiresAt !== null && expiresAt <= now.getTime()) return null;
     return {
-      principal: { keyId: row.id, tenant: row.tenant, scopes: row.scopes, lastUsedAt: row.last_used_at },
+      principal: {
+        keyId: row.id,
+        tenant: row.tenant,
+        scopes: row.scopes,
+        lastUsedAt: row.last_used_at,
+        limits: {
+          key: limitsOf(row),
+          tenant: {
+            requestsPerMinute: row.tenant_requests_per_minute,
+            tokensPerMinute: row.tenant_tokens_per_minute,
+          },
+          monthlyTokenBudget: row.tenant_monthly_token_budget,
+        },
+      },
       expiresAt,
     };
   }
@@ -163,6 +297,30 @@ export class KeyStore {
       .bind(tenant)
       .all();
     return parseRows(KeyRowSchema, results, "api_keys").map(toInfo);
+  }
+
+  /** Changes a key's limits (absent keeps, null clears); another tenant's key id reads as not found. */
+  async updateKeyLimits(tenant: string, keyId: string, update: RateLimits): Promise<ApiKeyInfo> {
+    const raw = await this.#db
+      .prepare("SELECT * FROM api_keys WHERE id = ? AND tenant = ?")
+      .bind(keyId, tenant)
+      .first();
+    if (raw === null) {
+      throw new AppError("not_found", `key ${JSON.stringify(keyId)} does not exist in tenant ${tenant}`, {
+        param: "id",
+      });
+    }
+    const limits = mergeLimits(limitsOf(parseRow(KeyRowSchema, raw, "api_keys")), update);
+    const updated = await this.#db
+      .prepare(
+        "UPDATE api_keys SET requests_per_minute = ?, tokens_per_minute = ? WHERE id = ? AND tenant = ? RETURNING *",
+      )
+      .bind(limits.requestsPerMinute, limits.tokensPerMinute, keyId, tenant)
+      .first();
+    const row = parseRow(KeyRowSchema, updated, "api_keys");
+    // The key cache holds the limits with the key: this isolate sees the change now, others within KEY_CACHE_MS.
+    announce({ kind: "key", hash: row.key_hash });
+    return toInfo(row);
   }
 
   /** Revokes a key of this tenant; another tenant's key id reads as not found. */

@@ -9,6 +9,7 @@ export const NAV = [
   { href: "/console/compare", label: "Compare" },
   { href: "/console/experiments", label: "Experiments" },
   { href: "/console/runners", label: "Runners" },
+  { href: "/console/usage", label: "Usage" },
 ] as const;
 
 export function Csrf(props: { session: ConsoleSession }) {
