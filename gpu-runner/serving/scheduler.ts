@@ -2,7 +2,10 @@
 // cancelled); every step's rows may use different adapter slots. Prefill of newly admitted requests is
 // interleaved with decode steps of the running ones, so a long prompt delays running rows by one step,
 // not by its whole generation. A request that asks for prompt logprobs is scored first (see Active.scoring).
-import { setImmediate as nextTick } from "node:timers/promises";
+// A request whose adapter is in no slot claims one when it joins the batch (the adapter cache copies it in
+// from host memory); while every slot has running rows it waits, up to slotWaitMs, and the requests behind
+// it whose adapters are resident join and decode meanwhile (docs/architecture.md, "Adapter tiers").
+import { setImmediate as nextTick, setTimeout as sleep } from "node:timers/promises";
 import { AppError } from "../../src/errors.ts";
 import { createRng, type Rng } from "../../src/random.ts";
 import {
@@ -15,10 +18,24 @@ import {
 import type { Engine, SequenceId, StepRow } from "../engine/types.ts";
 import type { RunnerMetrics } from "./metrics.ts";
 
+/**
+ * A request's hold on an adapter slot, resolved when the row joins the batch. Both calls come from the
+ * scheduler between engine steps, so the claim may write the slot.
+ */
+export interface SlotClaim {
+  /** The slot the row runs in (its adapter written there first when needed), or null: wait for one. */
+  claim(): number | null;
+  /** The row left the batch: once no row uses the slot, it may be given to another adapter. */
+  leave(): void;
+}
+
 export interface GenerationRequest {
   promptIds: number[];
-  /** Engine adapter slot (0 = base model); the caller holds the slot for the request's lifetime. */
-  slot: number;
+  /**
+   * A fixed engine slot (0 = base model; the caller holds it for the request's lifetime), or a claim that
+   * the scheduler resolves when the row joins the batch.
+   */
+  slot: number | SlotClaim;
   /** Adapter content id metrics count by ("base" for none); never a display name. */
   adapter: string;
   /**
@@ -99,6 +116,13 @@ export interface SchedulerOptions {
   prefillTokens?: number;
   metrics?: RunnerMetrics;
   observer?: SchedulerObserver;
+  /**
+   * Longest a request waits for an adapter slot (every slot holding running rows) before it is refused with
+   * 503 unavailable; default DEFAULT_SLOT_WAIT_MS.
+   */
+  slotWaitMs?: number;
+  /** Counts slot waits and their timeouts. */
+  slotMetrics?: { slotWaits: { inc(): void }; slotWaitTimeouts: { inc(): void } };
   /** Monotonic clock in milliseconds for the observer's latencies; performance.now by default. */
   now?: () => number;
 }
@@ -106,6 +130,12 @@ export interface SchedulerOptions {
 interface Active {
   req: GenerationRequest;
   sink: GenerationSink;
+  /** The engine slot its sequences use, once it has joined the batch. */
+  slot: number | null;
+  /** The claim that gave it that slot, to leave when its row leaves the batch. */
+  claimed: SlotClaim | null;
+  /** It has waited for a slot at least once (counted once). */
+  blocked: boolean;
   rng: Rng;
   seq: SequenceId | null;
   /** Prompt tokens already in the KV cache. */
@@ -134,6 +164,9 @@ interface Active {
   lastTokenAt: number | null;
 }
 
+/** Long enough for the rows in the slots to finish a typical generation, short of clients' own timeouts. */
+export const DEFAULT_SLOT_WAIT_MS = 60_000;
+
 function randomSeed(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0] as number;
 }
@@ -146,10 +179,15 @@ export class Scheduler {
   private readonly metrics: RunnerMetrics | undefined;
   private readonly observer: SchedulerObserver | undefined;
   private readonly now: () => number;
+  private readonly slotWaitMs: number;
+  private readonly slotMetrics: SchedulerOptions["slotMetrics"];
   private readonly waiting: Active[] = [];
   private running: Active[] = [];
   private looping = false;
   private closed = false;
+  private stepping = false;
+  /** Work that must not overlap an engine step (slot writes), run when the step in flight returns. */
+  private afterStep: (() => void)[] = [];
 
   constructor(options: SchedulerOptions) {
     for (const key of ["maxBatch", "maxQueue"] as const) {
@@ -167,6 +205,14 @@ export class Scheduler {
     this.metrics = options.metrics;
     this.observer = options.observer;
     this.now = options.now ?? (() => performance.now());
+    this.slotWaitMs = options.slotWaitMs ?? DEFAULT_SLOT_WAIT_MS;
+    this.slotMetrics = options.slotMetrics;
+  }
+
+  /** Runs `fn` now when no engine step is in flight, else as soon as the current one has returned. */
+  betweenSteps(fn: () => void): void {
+    if (this.stepping) this.afterStep.push(fn);
+    else fn();
   }
 
   get queueDepth(): number {
@@ -210,6 +256,9 @@ export class Scheduler {
     const active: Active = {
       req,
       sink,
+      slot: null,
+      claimed: null,
+      blocked: false,
       rng: createRng(req.seed ?? randomSeed()),
       seq: null,
       fed: 0,
@@ -277,15 +326,56 @@ export class Scheduler {
       this.reap();
       const decode = this.running.filter((a) => !a.done && (a.pending !== null || a.scoring !== null));
       if (decode.length > 0) await this.decodeStep(decode);
-      // let new requests and aborts arrive between steps
-      await nextTick();
+      // let new requests and aborts arrive between steps; with nothing to step (rows waiting for a slot
+      // that is being freed elsewhere) wait a little instead of spinning
+      if (prefill.length === 0 && decode.length === 0) await sleep(1);
+      else await nextTick();
     }
   }
 
+  /**
+   * Moves waiting requests into the batch in arrival order. One whose adapter gets no slot stays waiting
+   * and the next ones are tried, so rows whose adapters are resident keep joining while it waits (the adapter
+   * cache drains a slot for it meanwhile); past slotWaitMs it is refused.
+   */
   private admit(): void {
-    while (this.running.length < this.maxBatch && this.waiting.length > 0) {
-      const active = this.waiting.shift() as Active;
-      active.seq = this.engine.createSequence(active.req.slot);
+    const now = this.now();
+    for (let i = 0; i < this.waiting.length; ) {
+      const active = this.waiting[i] as Active;
+      if (active.blocked && now - active.arrivedAt > this.slotWaitMs) {
+        this.waiting.splice(i, 1);
+        this.slotMetrics?.slotWaitTimeouts.inc();
+        this.fail(
+          active,
+          new AppError(
+            "unavailable",
+            `no adapter slot freed within ${this.slotWaitMs} ms: all ${this.engine.maxSlots} slots hold adapters with running requests; retry later or raise --max-loras`,
+          ),
+        );
+        continue;
+      }
+      i++;
+    }
+    for (let i = 0; i < this.waiting.length && this.running.length < this.maxBatch; ) {
+      const active = this.waiting[i] as Active;
+      let slot: number | null;
+      try {
+        slot = typeof active.req.slot === "number" ? active.req.slot : active.req.slot.claim();
+      } catch (error) {
+        this.waiting.splice(i, 1);
+        this.fail(active, error as Error);
+        continue;
+      }
+      if (slot === null) {
+        if (!active.blocked) this.slotMetrics?.slotWaits.inc();
+        active.blocked = true;
+        i++;
+        continue;
+      }
+      this.waiting.splice(i, 1);
+      active.slot = slot;
+      if (typeof active.req.slot !== "number") active.claimed = active.req.slot;
+      active.seq = this.engine.createSequence(slot);
       const { promptLogprobs, promptIds } = active.req;
       if (promptLogprobs != null) {
         active.promptLogprobs = [null];
@@ -302,10 +392,8 @@ export class Scheduler {
     const keep: Active[] = [];
     for (const a of this.running) {
       if (a.cancelled && !a.done) this.finish(a, "cancelled");
-      if (a.done) {
-        if (a.seq !== null) this.engine.release(a.seq);
-        a.seq = null;
-      } else keep.push(a);
+      if (a.done) this.releaseRow(a);
+      else keep.push(a);
     }
     this.running = keep;
   }
@@ -354,25 +442,39 @@ export class Scheduler {
   private score(active: Active, logits: Float32Array): void {
     const scoring = active.scoring;
     if (scoring === null || active.done || active.cancelled) return;
-    const { promptIds, promptLogprobs, slot } = active.req;
+    const { promptIds, promptLogprobs } = active.req;
     const next = promptIds[scoring.fed + 1] as number;
     active.promptLogprobs?.push(tokenLogprobs(logits, next, promptLogprobs ?? 0));
     scoring.fed++;
     if (scoring.fed < promptIds.length - 1) return;
     // no step is in flight here: the one that produced these logits has returned
     if (active.seq !== null) this.engine.release(active.seq);
-    active.seq = this.engine.createSequence(slot);
+    active.seq = this.engine.createSequence(active.slot as number);
     active.scoring = null;
   }
 
   /** Runs one engine step; on failure every row in it fails and null is returned. */
   private async step(actives: Active[], rows: StepRow[]): Promise<Float32Array[] | null> {
     this.metrics?.batchSize.observe(rows.length);
+    this.stepping = true;
     try {
       return await this.engine.step(rows);
     } catch (error) {
+      // the step has ended (rejected): its rows may be freed now
+      this.stepping = false;
       for (const a of actives) this.fail(a, error as Error);
       return null;
+    } finally {
+      this.stepping = false;
+      const deferred = this.afterStep;
+      this.afterStep = [];
+      for (const fn of deferred) {
+        try {
+          fn();
+        } catch (error) {
+          console.error("work deferred past an engine step failed:", error);
+        }
+      }
     }
   }
 
@@ -411,10 +513,23 @@ export class Scheduler {
     else active.pending = sampled.token;
   }
 
+  /**
+   * Frees a finished row's sequence and slot claim. Only between steps: a row cancelled during a step is
+   * freed by reap() after it, as its sequence may be inside the step.
+   */
+  private releaseRow(active: Active): void {
+    if (active.seq !== null) this.engine.release(active.seq);
+    active.seq = null;
+    active.claimed?.leave();
+    active.claimed = null;
+  }
+
   private finish(active: Active, finishReason: FinishReason, stopToken?: SampledToken): void {
     if (active.done) return;
     active.done = true;
     active.detach();
+    // before the sink hears of the end: a client that unloads the adapter at once finds its slot unused
+    if (!this.stepping) this.releaseRow(active);
     const end: GenerationEnd = {
       finishReason,
       promptTokens: active.req.promptIds.length,
@@ -434,6 +549,7 @@ export class Scheduler {
     if (active.done) return;
     active.done = true;
     active.detach();
+    if (!this.stepping) this.releaseRow(active);
     try {
       active.sink.onError(error);
     } catch {

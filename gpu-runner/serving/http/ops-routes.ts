@@ -17,6 +17,7 @@ export function opsRoutes(app: Hono, deps: RunnerDeps): void {
       maxSlots: deps.engine.maxSlots,
       maxRank: deps.engine.maxRank,
       residentAdapters: deps.adapters.list().length,
+      hostAdapters: deps.adapters.hostCount,
       mode: deps.tokenizer.mode,
       queueDepth: deps.scheduler.queueDepth,
       uptimeS: (Date.now() - deps.startedAt) / 1000,
