@@ -20,17 +20,25 @@ import {
   type VersionResponse,
   VersionResponseSchema,
 } from "../src/contracts/admin.ts";
-import { ErrorEnvelopeSchema } from "../src/contracts/openai.ts";
+import { type ErrorEnvelope, ErrorEnvelopeSchema } from "../src/contracts/openai.ts";
 
 export class EdgeError extends Error {
   readonly status: number;
   readonly details: string[];
+  /** The edge's error envelope as it answered, when it answered with one (a CLI's --json prints it). */
+  readonly envelope: ErrorEnvelope | null;
 
-  constructor(status: number, message: string, details: string[] = []) {
+  constructor(
+    status: number,
+    message: string,
+    details: string[] = [],
+    envelope: ErrorEnvelope | null = null,
+  ) {
     super(message);
     this.name = "EdgeError";
     this.status = status;
     this.details = details;
+    this.envelope = envelope;
   }
 }
 
@@ -69,7 +77,12 @@ export async function parseEdgeAnswer<S extends z.ZodType>(
   if (!res.ok) {
     const envelope = ErrorEnvelopeSchema.safeParse(body);
     if (envelope.success)
-      throw new EdgeError(res.status, envelope.data.error.message, envelope.data.error.details);
+      throw new EdgeError(
+        res.status,
+        envelope.data.error.message,
+        envelope.data.error.details,
+        envelope.data,
+      );
     throw new EdgeError(res.status, `${what}: the edge answered ${res.status}: ${text.slice(0, 200)}`);
   }
   const parsed = schema.safeParse(body);
@@ -100,6 +113,10 @@ export interface DownloadedVersion {
 }
 
 const StoredConfigSchema = z.record(z.string(), z.unknown());
+// GET /admin/adapters/{name}: only the version numbers are read here (yanked ones count: numbers are never reused)
+const AdapterVersionsSchema = z.looseObject({
+  versions: z.array(z.looseObject({ version: z.number().int().positive() })),
+});
 
 /** Streams a weights response into `path`, hashing on the way; the file appears only once its digest is proven. */
 async function saveVerified(
@@ -246,6 +263,16 @@ export function createEdgeClient(options: EdgeClientOptions) {
       const saved = await saveVerified(res, join(dir, PEFT_WEIGHTS_FILE), what);
       await writeFile(join(dir, PEFT_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
       return { ...saved, dir };
+    },
+    /** The number the edge gives the next version of `name` (1 for a new adapter), as of now. */
+    async nextVersion(name: string): Promise<number> {
+      const res = await request(`/admin/adapters/${encodeURIComponent(name)}`, { method: "GET" });
+      if (res.status === 404) {
+        await res.body?.cancel();
+        return 1;
+      }
+      const { versions } = await parseEdgeAnswer(res, AdapterVersionsSchema, "adapter");
+      return versions.reduce((max, v) => Math.max(max, v.version), 0) + 1;
     },
     async baseModel(id: string): Promise<BaseModelResponse> {
       return await parseEdgeAnswer(

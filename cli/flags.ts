@@ -1,10 +1,12 @@
 // What every command line here does alike: refuse a flag it does not know (naming the closest known one),
 // answer --help and --version without doing anything else, and exit with a code that says who was at fault.
-import { type CommandDef, runMain } from "citty";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type CommandDef, renderUsage, runCommand, runMain } from "citty";
 import { AppError } from "../src/errors.ts";
+import { EXIT, reportFailure } from "./report.ts";
 
-/** Exit codes shared by every command: usage mistakes, refusals by the edge, and an edge we cannot reach. */
-export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3 } as const;
+export { EXIT };
 
 /** Edit distance between two flag names, for "did you mean". */
 function distance(a: string, b: string): number {
@@ -97,27 +99,63 @@ async function selectCommand(
   return sub === undefined ? { command, rest: argv } : selectCommand(sub, argv.slice(first + 1));
 }
 
+/** This package's version, what every command's --version prints. */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(import.meta.dirname, "..", "package.json"), "utf8"));
+  return String((pkg as { version?: unknown }).version ?? "unknown");
+}
+
+/** `--json` (or `--json=true`) before any `--`. */
+function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf("--");
+  return (end === -1 ? argv : argv.slice(0, end)).some((a) => a === "--json" || a === "--json=true");
+}
+
+// citty colours its messages for a terminal; a message in JSON or a log carries none
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching the ANSI escape is the point
+const ANSI = /\x1b\[[0-9;]*m/g;
+
 /**
- * citty's runMain, after refusing unknown flags of the selected (sub)command with exit code 2 (citty itself
- * accepts any flag, so `--alais prod` would publish with no alias).
+ * citty's command runner, after refusing unknown flags of the selected (sub)command with exit code 2 (citty
+ * itself accepts any flag, so `--alais prod` would publish with no alias). `--version` prints the package's
+ * version; a missing argument exits 2; with `--json` on a command that has it, every failure is one error
+ * envelope on stdout (cli/report.ts).
  */
 export async function runChecked(command: AnyCommand, argv = process.argv.slice(2)): Promise<void> {
-  if (!wantsHelp(argv)) {
-    const { command: selected, rest } = await selectCommand(command, argv);
-    const args = (await resolved(selected.args)) ?? {};
-    const names = Object.entries(args)
-      .filter(([, def]) => (def as { type?: string }).type !== "positional")
-      .map(([key]) => key);
-    const aliases = Object.values(args).flatMap((def) => {
-      const alias = (def as { alias?: string | string[] }).alias;
-      return alias === undefined ? [] : Array.isArray(alias) ? alias : [alias];
-    });
-    try {
-      refuseUnknownFlags(rest, names, aliases);
-    } catch (error) {
-      console.error(`error: ${(error as Error).message}`);
-      process.exit(EXIT.usage);
-    }
+  if (wantsHelp(argv)) {
+    await runMain(command, { rawArgs: argv });
+    return;
   }
-  await runMain(command, { rawArgs: argv });
+  const { command: selected, rest } = await selectCommand(command, argv);
+  const args = (await resolved(selected.args)) ?? {};
+  // no subcommand selected where one is needed: citty's refusal names it, before any flag of a subcommand
+  const subcommandMissing = selected === command && (await resolved(command.subCommands)) !== undefined;
+  const json = ("json" in args || subcommandMissing) && wantsJson(argv);
+  if (wantsVersion(argv)) {
+    const meta = await resolved(command.meta);
+    console.log(`lora-edge ${meta?.name ?? "command"} ${packageVersion()}`);
+    return;
+  }
+  const names = Object.entries(args)
+    .filter(([, def]) => (def as { type?: string }).type !== "positional")
+    .map(([key]) => key);
+  const aliases = Object.values(args).flatMap((def) => {
+    const alias = (def as { alias?: string | string[] }).alias;
+    return alias === undefined ? [] : Array.isArray(alias) ? alias : [alias];
+  });
+  try {
+    if (!subcommandMissing) refuseUnknownFlags(rest, names, aliases);
+    await runCommand(command, { rawArgs: argv });
+  } catch (error) {
+    // citty's own refusals (a missing argument, an unknown subcommand) are usage mistakes
+    if (error instanceof Error && error.name === "CLIError") {
+      // the usage goes with the error, on stderr: stdout stays the command's output
+      if (!json) console.error(await renderUsage(selected, selected === command ? undefined : command));
+      reportFailure(
+        new AppError("invalid_request", error.message.replace(ANSI, ""), { param: "argv" }),
+        json,
+      );
+    }
+    reportFailure(error, json);
+  }
 }

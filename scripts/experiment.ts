@@ -1,9 +1,9 @@
 // `npm run experiment -- create|show|list|set-weights|pause|resume|promote|stop|compare ...`: manage A/B
 // routes between adapter versions at the edge. Endpoint and key: --endpoint/--token or EDGE_URL/EDGE_TOKEN.
 import { defineCommand } from "citty";
-import { EdgeError } from "../cli/edge-client.ts";
 import { createExperimentClient, type ExperimentClient } from "../cli/experiment-client.ts";
 import { runChecked } from "../cli/flags.ts";
+import { EXIT, reportFailure } from "../cli/report.ts";
 import type { Results, Route } from "../src/contracts/experiments.ts";
 import { AppError } from "../src/errors.ts";
 import { parseNumber, parseVariants, parseWeights } from "./lib/experiment-args.ts";
@@ -11,25 +11,21 @@ import { parseNumber, parseVariants, parseWeights } from "./lib/experiment-args.
 const common = {
   endpoint: { type: "string", description: "edge URL (or EDGE_URL)" },
   token: { type: "string", description: "API key with scope publish (or EDGE_TOKEN)" },
-  json: { type: "boolean", default: false, description: "print JSON" },
+  json: {
+    type: "boolean",
+    default: false,
+    description: 'print JSON: the answer as one object, an error as {"error": {...}}',
+  },
 } as const;
 const routeArg = { route: { type: "positional", required: true, description: "route name" } } as const;
-
-function fail(error: unknown): never {
-  if (error instanceof EdgeError || error instanceof AppError) {
-    console.error(`error: ${error.message}`);
-    for (const detail of error.details.length > 1 ? error.details : []) console.error(`  - ${detail}`);
-  } else {
-    console.error(`error: ${(error as Error).message ?? String(error)}`);
-  }
-  process.exit(1);
-}
 
 function client(args: { endpoint?: string; token?: string }): ExperimentClient {
   const endpoint = args.endpoint ?? process.env.EDGE_URL;
   const token = args.token ?? process.env.EDGE_TOKEN;
-  if (!endpoint) throw new AppError("invalid_request", "endpoint: pass --endpoint or set EDGE_URL");
-  if (!token) throw new AppError("invalid_request", "token: pass --token or set EDGE_TOKEN");
+  if (!endpoint)
+    throw new AppError("invalid_request", "endpoint: pass --endpoint or set EDGE_URL", { param: "endpoint" });
+  if (!token)
+    throw new AppError("invalid_request", "token: pass --token or set EDGE_TOKEN", { param: "token" });
   return createExperimentClient({ endpoint, token });
 }
 
@@ -82,12 +78,12 @@ function output(args: { json: boolean }, value: unknown, print: () => void): voi
   else print();
 }
 
-function action<A extends Record<string, unknown>>(run: (args: A) => Promise<void>) {
+function action<A extends { json: boolean }>(run: (args: A) => Promise<void>) {
   return async ({ args }: { args: A }) => {
     try {
       await run(args);
     } catch (error) {
-      fail(error);
+      reportFailure(error, args.json);
     }
   };
 }
@@ -237,6 +233,13 @@ const compare = defineCommand({
         console.log(r.text ?? `error: ${r.error}`);
       }
     });
+    // a comparison with a failed answer is not a success: scripts and CI must see which model failed
+    const failed = out.results.filter((r) => r.error !== null || r.status < 200 || r.status >= 300);
+    if (failed.length > 0) {
+      for (const r of failed)
+        console.error(`error: ${r.model} failed: ${r.status} ${r.error ?? ""}`.trimEnd());
+      process.exit(EXIT.refused);
+    }
   }),
 });
 

@@ -94,7 +94,7 @@ function refineSampling(
 }
 
 /** Template variables a request sets through its own fields, so chat_template_kwargs cannot set them. */
-const RESERVED_TEMPLATE_KWARGS = [
+export const RESERVED_TEMPLATE_KWARGS = [
   "messages",
   "add_generation_prompt",
   "continue_final_message",

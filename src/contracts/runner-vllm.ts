@@ -4,7 +4,7 @@
 // by name, and a vLLM field it does not implement is refused unless it carries vLLM's default
 // (docs/conventions.md#validation).
 import { z } from "zod";
-import { ChatMessageSchema } from "./openai.ts";
+import { ChatMessageSchema, RESERVED_TEMPLATE_KWARGS } from "./openai.ts";
 
 const tokenIds = z.array(z.number().int().nonnegative());
 
@@ -72,13 +72,13 @@ const TOKENIZE_FIELDS = [
   "messages",
   "add_special_tokens",
   "add_generation_prompt",
+  "chat_template_kwargs",
 ] as const;
 // vLLM's other /tokenize fields, accepted only with their defaults
 const TOKENIZE_REFUSED: Record<string, Neutral> = {
   return_token_strs: falsy,
   continue_final_message: falsy,
   chat_template: absent,
-  chat_template_kwargs: emptyObject,
   mm_processor_kwargs: emptyObject,
   tools: emptyList,
 };
@@ -95,9 +95,29 @@ export const TokenizeRequestSchema = z
     messages: z.array(ChatMessageSchema).min(1, "must hold at least one message").optional(),
     add_special_tokens: z.boolean().nullish(),
     add_generation_prompt: z.boolean().nullish(),
+    /** Extra chat template variables (e.g. enable_thinking), as on /v1/chat/completions. */
+    chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
   })
   .superRefine((body, ctx) => {
     refuseFields(body, ctx, "/tokenize", TOKENIZE_FIELDS, TOKENIZE_REFUSED);
+    for (const key of Object.keys(body.chat_template_kwargs ?? {})) {
+      if (RESERVED_TEMPLATE_KWARGS.includes(key)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["chat_template_kwargs", key],
+          message: "is set by the request's own field, not by chat_template_kwargs",
+          input: body.chat_template_kwargs?.[key],
+        });
+      }
+    }
+    if (body.prompt !== undefined && body.chat_template_kwargs != null) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["chat_template_kwargs"],
+        message: "applies to messages only",
+        input: body.chat_template_kwargs,
+      });
+    }
     if (body.prompt === undefined && body.messages === undefined) {
       ctx.addIssue({ code: "custom", path: ["prompt"], message: "is required (or messages, for a chat)" });
     }

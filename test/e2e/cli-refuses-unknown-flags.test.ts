@@ -13,6 +13,7 @@ describe.each([
     "--alias",
   ],
   ["scripts/experiment.ts", ["list", "--jsno"], "--json"],
+  ["scripts/usage.ts", ["--gruop-by", "key"], "--group-by"],
   ["gpu-runner/training/main.ts", ["--bse", "x"], "--base"],
   ["gpu-runner/serving/main.ts", ["--model", "m", "--max-lora", "2"], "--max-loras"],
 ])("%s", (script, args, suggestion) => {

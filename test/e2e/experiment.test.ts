@@ -1,8 +1,9 @@
 // A small experiment through the pipeline `npm start` runs (real runner on the demo model, real wrangler dev
 // with local D1 and R2), managed with the real `npm run experiment` script: create a route between two
 // published versions, send traffic with sticky users, report feedback, read the results, promote.
+import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Results, Route } from "../../src/contracts/experiments.ts";
+import { CompareResponseSchema, type Results, type Route } from "../../src/contracts/experiments.ts";
 import { ROOT, runToEnd } from "../../scripts/lib/processes.ts";
 import { type Pipeline, startPipeline } from "./support/pipeline.ts";
 
@@ -21,6 +22,31 @@ async function experiment(...args: string[]): Promise<string> {
   const json = out.split("\n").find((l) => l.startsWith("{") || l.startsWith("["));
   if (json === undefined) throw new Error(`experiment ${args[0]} printed no JSON:\n${out}`);
   return json;
+}
+
+/** The script to its end, whatever its exit code, in its own process group. */
+function experimentRun(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [`${ROOT}/scripts/experiment.ts`, ...args], {
+      env: { ...process.env, EDGE_URL: p.edgeUrl, EDGE_TOKEN: p.tenantKey },
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => child.pid && process.kill(-child.pid, "SIGKILL"), 120_000);
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }
 
 async function ask(
@@ -53,6 +79,36 @@ afterAll(async () => {
 });
 
 describe("an experiment through the pipeline", () => {
+  it("compare exits 0 when every model answers, 1 naming each model that failed", async () => {
+    const compare = (models: string, ...more: string[]) =>
+      experimentRun(
+        "compare",
+        "--models",
+        models,
+        "--prompt",
+        "Where is my order?",
+        "--max-tokens",
+        "2",
+        ...more,
+      );
+    const ok = await compare("support@1,support@2");
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain("== support@1");
+    const bad = await compare("support@1,nope@9,support@99");
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain("== support@1");
+    expect(bad.stderr).toMatch(/^error: nope@9 failed: 404 /m);
+    expect(bad.stderr).toMatch(/^error: support@99 failed: 404 /m);
+    expect(bad.stderr).not.toContain("support@1 failed");
+    const json = await compare("support@1,nope@9", "--json");
+    expect(json.code).toBe(1);
+    const out = CompareResponseSchema.parse(JSON.parse(json.stdout));
+    expect(out.results.map((r) => [r.model, r.status])).toEqual([
+      ["support@1", 200],
+      ["nope@9", 404],
+    ]);
+  });
+
   it("splits sticky users between two versions, records exposures and feedback, and promotes the winner", async () => {
     const created = JSON.parse(
       await experiment(

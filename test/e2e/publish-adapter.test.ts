@@ -235,6 +235,32 @@ describe("npm run publish-adapter against wrangler dev", () => {
     expect((await edge("GET", "/admin/adapters/dry", tenantKey)).status).toBe(404);
   });
 
+  it("takes the name, and the version it must become, from the folder's name <name>@<N>", async () => {
+    const first = await adapterDir("versioned@1", { r: 2, seed: 5 });
+    const run = await publishScript([first.dir, "--base", "demo-llama", "--json"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ name: "versioned", version: 1 });
+    // the edge's next version is 2 now: a folder claiming 1 again is refused before anything is uploaded
+    const again = await adapterDir("again/versioned@1", { r: 2, seed: 6 });
+    const refused = await publishScript([again.dir, "--base", "demo-llama", "--json"]);
+    expect(refused.code).toBe(1);
+    expect(JSON.parse(refused.stdout)).toMatchObject({
+      error: {
+        code: "conflict",
+        param: "name",
+        message: expect.stringContaining("next version of versioned is 2, not 1"),
+      },
+    });
+    const shown = (await (await edge("GET", "/admin/adapters/versioned", tenantKey)).json()) as {
+      versions: unknown[];
+    };
+    expect(shown.versions).toHaveLength(1);
+    const second = await adapterDir("versioned@2", { r: 2, seed: 7 });
+    const next = await publishScript([second.dir, "--base", "demo-llama"]);
+    expect(next.code, next.stderr).toBe(0);
+    expect(next.stdout).toContain("published versioned@2");
+  });
+
   it("exits non-zero with the edge's message when the edge refuses", async () => {
     const { dir } = await adapterDir("wide-rank", { r: 100, targets: ["q_proj"] });
     const run = await publishScript([dir, "--name", "wide-rank", "--base", "demo-llama"]);

@@ -59,6 +59,43 @@ describe("chat_template_kwargs", () => {
   });
 });
 
+describe("chat_template_kwargs on POST /tokenize (as vLLM's TokenizeChatRequest)", () => {
+  const messages = [{ role: "user", content: "Tell me about the river." }];
+
+  it("renders with the kwargs, counting exactly what the same chat request prefills", async () => {
+    const tokenize = async (body: Record<string, unknown>) => {
+      const res = await t.post("/tokenize", body);
+      const json = (await res.json()) as { tokens: number[]; count: number };
+      expect(res.status, JSON.stringify(json)).toBe(200);
+      return json;
+    };
+    const kwargs = { enable_thinking: false };
+    const off = await tokenize({ messages, chat_template_kwargs: kwargs });
+    const plain = await tokenize({ messages });
+    const rendered = tok().renderChat(messages, { addGenerationPrompt: true });
+    expect(plain.tokens).toEqual(tok().encode(rendered, { addSpecialTokens: false }));
+    expect(off.tokens).toEqual(tok().encode(rendered + THINK_OFF, { addSpecialTokens: false }));
+    expect(off.count).toBeGreaterThan(plain.count);
+    expect((await chat({ messages, chat_template_kwargs: kwargs })).prompt_token_ids).toEqual(off.tokens);
+  });
+
+  it("refuses a name the request sets through its own field, and kwargs beside a plain prompt", async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [
+        { messages, chat_template_kwargs: { add_generation_prompt: false } },
+        "chat_template_kwargs.add_generation_prompt",
+      ],
+      [{ prompt: "x", chat_template_kwargs: { enable_thinking: false } }, "chat_template_kwargs"],
+      [{ messages, chat_template_kwargs: ["enable_thinking"] }, "chat_template_kwargs"],
+    ];
+    for (const [body, param] of cases) {
+      const res = await t.post("/tokenize", body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(await errorOf(res)).toMatchObject({ code: "invalid_request", param });
+    }
+  });
+});
+
 describe("continue_final_message", () => {
   const messages = [
     { role: "user", content: "Tell me about the river." },

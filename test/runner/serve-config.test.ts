@@ -57,8 +57,8 @@ describe("runner command line", () => {
     expect(() => parseConfig(["--model", "m", "--max-lora", "4"], {})).toThrow(
       "--max-lora: not a flag of this command; did you mean --max-loras?",
     );
-    expect(() => parseConfig(["--model", "m", "--lora-modules", "a=b"], {})).toThrow(
-      "--lora-modules: not a flag of this command",
+    expect(() => parseConfig(["--model", "m", "--lora-module", "a=b"], {})).toThrow(
+      "--lora-module: not a flag of this command; did you mean --lora-modules?",
     );
     expect(() => parseConfig(["--modle", "m"], {})).toThrow("did you mean --model?");
   });

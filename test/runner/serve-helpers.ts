@@ -51,6 +51,8 @@ export interface TestRunnerOptions {
   maxQueue?: number;
   runnerToken?: string | null;
   backend?: "native" | "wasm";
+  /** The adapter tiers' bounds and the slot wait (buildRunner's defaults when absent). */
+  tiers?: { maxCpuLoras?: number | null; adapterCacheBytes?: number; slotWaitMs?: number };
 }
 
 /** The real runner (engine on onnxruntime CPU, real tokenizer) over a model dir, served in-process. */
@@ -67,6 +69,7 @@ export async function startTestRunner(model: string, options: TestRunnerOptions 
       maxQueue: options.maxQueue ?? 16,
       threads: 1,
       runnerToken: options.runnerToken ?? null,
+      ...options.tiers,
     },
     createEngine,
   );

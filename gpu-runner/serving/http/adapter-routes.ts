@@ -17,6 +17,7 @@ import { AppError } from "../../../src/errors.ts";
 import { validate } from "../../../src/http/validate.ts";
 import type { AdapterCache } from "../adapters.ts";
 import type { RunnerDeps } from "./deps.ts";
+import { isBaseModel } from "./model-cards.ts";
 
 // vLLM's request bodies (vllm/entrypoints/openai/protocol.py LoadLoRAAdapterRequest / UnloadLoRAAdapterRequest)
 const LoadLoraSchema = z.looseObject({ lora_name: z.string().min(1), lora_path: z.string().min(1) });
@@ -128,6 +129,7 @@ export function adapterRoutes(app: Hono, deps: RunnerDeps): void {
       maxSlots: adapters.maxSlots,
       maxRank: deps.engine.maxRank,
       data: adapters.list(),
+      host: adapters.host(),
     }),
   );
 
@@ -138,7 +140,7 @@ export function adapterRoutes(app: Hono, deps: RunnerDeps): void {
   app.post("/v1/load_lora_adapter", validate("json", LoadLoraSchema), async (c) => {
     const { lora_name: name, lora_path: path } = c.req.valid("json");
     // requests for the base model's name never reach an adapter, so this name would serve nothing
-    if (name === deps.modelId) {
+    if (isBaseModel(deps, name)) {
       throw new AppError("invalid_request", `lora_name: "${name}" is the base model's name; choose another`, {
         param: "lora_name",
       });

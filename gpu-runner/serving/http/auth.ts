@@ -1,4 +1,4 @@
-// RUNNER_TOKEN bearer auth: when a token is configured, every route needs it, except the probe paths when
+// Bearer auth with the runner's key (--api-key, VLLM_API_KEY or RUNNER_TOKEN; config.ts): when one is configured, every route needs it, except the probe paths when
 // --public-probes is on (vLLM's default: its API key guards /v1 only, so health checks and Prometheus
 // scrapers need no secret). Those paths reveal which adapters are loaded, hence the flag to close them.
 import type { MiddlewareHandler } from "hono";
@@ -16,10 +16,16 @@ export function bearerAuth(token: string | null, publicPaths: readonly string[] 
     const header = c.req.header("authorization") ?? "";
     const match = /^Bearer (.+)$/i.exec(header);
     if (!match) {
-      throw new AppError("unauthorized", "missing bearer token: send Authorization: Bearer <RUNNER_TOKEN>");
+      throw new AppError(
+        "unauthorized",
+        "missing bearer token: send Authorization: Bearer <the runner's --api-key, VLLM_API_KEY or RUNNER_TOKEN>",
+      );
     }
     if (!timingSafeEqualString(match[1] as string, token)) {
-      throw new AppError("unauthorized", "bearer token does not match this runner's RUNNER_TOKEN");
+      throw new AppError(
+        "unauthorized",
+        "bearer token does not match this runner's key (--api-key, VLLM_API_KEY or RUNNER_TOKEN)",
+      );
     }
     return next();
   };

@@ -16,6 +16,10 @@ export interface AdapterFiles {
 export interface RunnerDeps {
   /** The base model's name as served (`model` selects it). */
   modelId: string;
+  /** Every name `model` may use for the base (--served-model-name); the first is `modelId`. */
+  servedModelNames: readonly string[];
+  /** Static adapters' `parent` in /v1/models when --lora-modules gave a base_model_name (by adapter name). */
+  adapterParents: ReadonlyMap<string, string>;
   /** The --model directory as given: vLLM's `root` of the base model in /v1/models. */
   modelPath: string;
   engine: Engine;

@@ -13,11 +13,12 @@ import { tokenIdsOnly } from "../../engine/tokenizer/tokenizer-absent.ts";
 import type { Lease } from "../adapters.ts";
 import type { RunnerDeps } from "./deps.ts";
 import { type GenerationEvent, type GenerationInput, startGeneration } from "./generate.ts";
+import { isBaseModel } from "./model-cards.ts";
 
 export type OpenAiRequest = Parameters<typeof samplingParams>[0];
 
 export function leaseFor(deps: RunnerDeps, model: string): Lease {
-  if (model === deps.modelId) return { slot: 0, adapterId: "base", release: () => {} };
+  if (isBaseModel(deps, model)) return { slot: 0, adapterId: "base", release: () => {} };
   return deps.adapters.acquire(model);
 }
 
@@ -167,7 +168,7 @@ export function startAll(
       const input: GenerationInput = {
         promptIds,
         lease: leaseFor(deps, req.model),
-        lora: req.model === deps.modelId ? null : req.model,
+        lora: isBaseModel(deps, req.model) ? null : req.model,
         // an unasked default (the legacy endpoint's 16) still shrinks to fit; an asked one was checked above
         maxTokens: Math.min(params.maxTokens ?? options.defaultMaxTokens ?? room, room),
         sampling,

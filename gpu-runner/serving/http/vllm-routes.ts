@@ -14,10 +14,11 @@ import { AppError } from "../../../src/errors.ts";
 import { validate } from "../../../src/http/validate.ts";
 import { unknownModel } from "../adapters.ts";
 import type { RunnerDeps } from "./deps.ts";
+import { isBaseModel } from "./model-cards.ts";
 
 /** 404 model_not_found unless `model` is absent, the base, or a resident adapter. */
 function checkModel(deps: RunnerDeps, model: string | null | undefined): void {
-  if (model == null || model === deps.modelId) return;
+  if (model == null || isBaseModel(deps, model)) return;
   if (deps.adapters.find(model) === null) throw unknownModel(model);
 }
 
@@ -25,7 +26,10 @@ function tokenize(deps: RunnerDeps, req: TokenizeRequest): number[] {
   const { tokenizer } = deps;
   if (req.messages !== undefined) {
     const messages = req.messages.map((m) => ({ ...m, content: messageText(m) }));
-    const text = tokenizer.renderChat(messages, { addGenerationPrompt: req.add_generation_prompt ?? true });
+    const text = tokenizer.renderChat(messages, {
+      addGenerationPrompt: req.add_generation_prompt ?? true,
+      ...(req.chat_template_kwargs ? { kwargs: req.chat_template_kwargs } : {}),
+    });
     return tokenizer.encode(text, { addSpecialTokens: req.add_special_tokens ?? false });
   }
   return tokenizer.encode(req.prompt ?? "", { addSpecialTokens: req.add_special_tokens ?? true });
