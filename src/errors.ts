@@ -16,6 +16,8 @@ export type ErrorCode =
   | "payload_too_large"
   | "unsupported_media_type"
   | "rate_limited"
+  | "rate_limit_exceeded"
+  | "insufficient_quota"
   | "queue_full"
   | "upstream_error"
   | "unavailable"
@@ -27,6 +29,7 @@ export type ErrorType =
   | "permission_error"
   | "not_found_error"
   | "rate_limit_error"
+  | "insufficient_quota"
   | "server_error";
 
 export function statusFor(code: ErrorCode): number {
@@ -51,6 +54,8 @@ export function statusFor(code: ErrorCode): number {
     case "unsupported_media_type":
       return 415;
     case "rate_limited":
+    case "rate_limit_exceeded":
+    case "insufficient_quota":
     case "queue_full":
       return 429;
     case "upstream_error":
@@ -63,6 +68,8 @@ export function statusFor(code: ErrorCode): number {
 }
 
 export function typeFor(code: ErrorCode): ErrorType {
+  // OpenAI answers a spent quota with this type, distinct from a rate limit, and clients tell them apart by it.
+  if (code === "insufficient_quota") return "insufficient_quota";
   const status = statusFor(code);
   if (status === 401) return "authentication_error";
   if (status === 403) return "permission_error";

@@ -1,4 +1,4 @@
-// `npm run runner -- --model <hf-dir> [--lora name=dir ...]`: the only file that reads process.env.
+// `npm run runner -- --model <hf-dir> [--lora name=dir ...]` (or vLLM's spellings: `<hf-dir> --lora-modules name=dir ...`, config.ts): the only file that reads process.env.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
@@ -7,6 +7,7 @@ import { EXIT, wantsHelp, wantsVersion } from "../../cli/flags.ts";
 import { AppError } from "../../src/errors.ts";
 import { createEngine } from "../engine/engine.ts";
 import { parseConfig, RUNNER_ARGS } from "./config.ts";
+import { DrainGate, drainer, FleetMember, runnerMembership } from "./fleet.ts";
 import { createApp } from "./http/app.ts";
 import { buildRunner } from "./runtime.ts";
 
@@ -38,9 +39,18 @@ async function main(): Promise<void> {
     console.error(`runner: ${error.message}\nrun with --help for the flags`);
     process.exit(EXIT.usage);
   }
-  const runner = await buildRunner(config, createEngine);
+  const runner = await buildRunner(config, createEngine).catch((error: unknown) => {
+    // a setting the engine refuses once it sees the model (--max-model-len beyond its limit) is still a
+    // command-line mistake: the usage exit code, not a fault
+    if (!(error instanceof AppError) || error.code !== "invalid_request") throw error;
+    console.error(`runner: ${error.message}\nrun with --help for the flags`);
+    process.exit(EXIT.usage);
+  });
   const app = createApp(runner.deps);
-  const server = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, (info) => {
+  // Drain (fleet.ts): SIGTERM or the edge's word stops new work, lets running requests finish, then leaves.
+  const gate = new DrainGate();
+  let member: FleetMember | null = null;
+  const server = serve({ fetch: gate.wrap(app.fetch), hostname: config.host, port: config.port }, (info) => {
     const { info: model } = runner.deps.engine;
     const mode =
       runner.deps.tokenizer.mode === "token_ids"
@@ -49,11 +59,32 @@ async function main(): Promise<void> {
     console.log(
       `runner: ${model.id} (${model.architecture}) on ${config.device}/${config.backend}, ${config.maxLoras} adapter slots${mode}, listening on http://${config.host}:${info.port}`,
     );
+    if (config.fleet === null) return;
+    const { fleet } = config;
+    const url = fleet.advertiseUrl ?? `http://${config.host}:${info.port}`;
+    const membership = runnerMembership(runner.deps, { url, capacity: fleet.capacity, gate });
+    member = new FleetMember({
+      edgeUrl: fleet.edgeUrl,
+      token: fleet.token,
+      ...membership,
+      onDrainRequested: () => void stop(),
+    });
+    void member.join().catch((error: unknown) => {
+      console.error(`runner: ${(error as Error).message}`);
+      process.exit(1);
+    });
   });
-  const stop = () => {
-    server.close();
-    void runner.close().then(() => process.exit(0));
-  };
+  const drain = drainer({
+    gate,
+    get member() {
+      return member;
+    },
+    close: async () => {
+      server.close();
+      await runner.close();
+    },
+  });
+  const stop = () => drain().then(() => process.exit(0));
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
 }

@@ -6,9 +6,12 @@ import { type BaseModelSpec, baseModelSpecFromConfig } from "../../src/contracts
 import { AppError } from "../../src/errors.ts";
 import { readPeftFiles } from "../engine/model/peft-dir.ts";
 import { createAbsentTokenizer, hasTokenizer, loadTokenizer } from "../engine/tokenizer/index.ts";
+import type { GraphKind } from "../engine/engine.ts";
+import type { Precision } from "../engine/onnx/fused-decoder.ts";
 import type { Engine } from "../engine/types.ts";
 import { createPrepareAdapter } from "./adapter-prepare.ts";
-import { AdapterCache } from "./adapters.ts";
+import { createAdapterTierMetrics, watchAdapterTiers } from "./adapter-metrics.ts";
+import { AdapterCache, DEFAULT_ADAPTER_CACHE_BYTES } from "./adapters.ts";
 import type { RunnerConfig } from "./config.ts";
 import { readSamplingDefaults } from "./generation-defaults.ts";
 import type { RunnerDeps } from "./http/deps.ts";
@@ -25,6 +28,13 @@ export type EngineFactory = (options: {
   /** Sequences held at once (the fused graph's lanes). */
   lanes?: number;
   threads?: number;
+  /** The base model's id as served (--served-model-name's first); default: the directory's name. */
+  id?: string;
+  graph?: GraphKind;
+  precision?: Precision;
+  quantize?: "int4";
+  /** --max-model-len. */
+  contextLength?: number;
 }) => Promise<Engine>;
 
 export interface Runner {
@@ -57,10 +67,21 @@ type Config = Pick<
   | "threads"
   | "runnerToken"
 > &
-  // optional so a caller that does not care gets vLLM's default (probes open)
-  Partial<Pick<RunnerConfig, "publicProbes">>;
+  // optional so a caller that does not care gets vLLM's default (probes open) and the engine's defaults
+  Partial<
+    Pick<
+      RunnerConfig,
+      "publicProbes" | "servedModelNames" | "maxModelLen" | "graph" | "precision" | "quantize"
+    >
+  >;
 
-export async function buildRunner(config: Config, createEngine: EngineFactory): Promise<Runner> {
+/** The adapter tiers' bounds; absent: no count bound, the default byte budget, the default slot wait. */
+type TierConfig = Partial<Pick<RunnerConfig, "maxCpuLoras" | "adapterCacheBytes">> & {
+  /** Longest a request waits for an adapter slot before 503 (the scheduler's slotWaitMs). */
+  slotWaitMs?: number;
+};
+
+export async function buildRunner(config: Config & TierConfig, createEngine: EngineFactory): Promise<Runner> {
   // a broken tokenizer.json fails before the engine is built; a missing one means token-ids mode
   const textTokenizer = (await hasTokenizer(config.model)) ? await loadTokenizer(config.model) : null;
   const samplingDefaults = await readSamplingDefaults(config.model);
@@ -73,19 +94,44 @@ export async function buildRunner(config: Config, createEngine: EngineFactory): 
     // the fused graph (WebGPU's default) holds one lane per running sequence
     lanes: config.maxBatch,
     ...(config.threads === undefined ? {} : { threads: config.threads }),
+    ...(config.servedModelNames?.[0] === undefined ? {} : { id: config.servedModelNames[0] }),
+    ...(config.graph === undefined ? {} : { graph: config.graph }),
+    ...(config.precision === undefined ? {} : { precision: config.precision }),
+    ...(config.quantize === undefined ? {} : { quantize: config.quantize }),
+    ...(config.maxModelLen === undefined ? {} : { contextLength: config.maxModelLen }),
+  }).catch((error: unknown) => {
+    throw asFlagError(error);
   });
+  const servedModelNames =
+    config.servedModelNames && config.servedModelNames.length > 0
+      ? config.servedModelNames
+      : [engine.info.id];
   const tokenizer = textTokenizer ?? createAbsentTokenizer(engine.info.id, engine.info.vocabSize);
   const spec = await baseModelSpecFromConfig(engine.info.id, await readModelConfig(config.model));
   const metrics = createMetrics();
   const vllm = createVllmMetrics(metrics, { modelName: engine.info.id, maxLoras: config.maxLoras });
+  const tierMetrics = createAdapterTierMetrics(metrics);
   const scheduler = new Scheduler({
     engine,
     maxBatch: config.maxBatch,
     maxQueue: config.maxQueue,
     metrics,
     observer: vllm.observer,
+    slotMetrics: tierMetrics,
+    ...(config.slotWaitMs === undefined ? {} : { slotWaitMs: config.slotWaitMs }),
   });
-  const adapters = new AdapterCache({ engine, prepare: createPrepareAdapter(spec, engine.maxRank), metrics });
+  const adapters = new AdapterCache({
+    engine,
+    prepare: createPrepareAdapter(spec, engine.maxRank),
+    metrics,
+    tierMetrics,
+    limits: {
+      maxAdapters: config.maxCpuLoras ?? null,
+      budgetBytes: config.adapterCacheBytes ?? DEFAULT_ADAPTER_CACHE_BYTES,
+    },
+    // slots are written only between engine steps (the engine refuses writes during one)
+    gate: scheduler,
+  });
   metrics.addGauge("runner_queue_depth", "Requests waiting to join the batch", () => scheduler.queueDepth);
   metrics.addGauge(
     "runner_running_sequences",
@@ -93,6 +139,7 @@ export async function buildRunner(config: Config, createEngine: EngineFactory): 
     () => scheduler.runningCount,
   );
   metrics.addGauge("runner_resident_adapters", "Adapters resident in slots", () => adapters.list().length);
+  watchAdapterTiers(metrics, adapters);
   metrics.addInfo(
     "runner_adapter_info",
     "Display names of each resident adapter, by content id (1 per adapter)",
@@ -115,6 +162,10 @@ export async function buildRunner(config: Config, createEngine: EngineFactory): 
   ];
   const deps: RunnerDeps = {
     modelId: engine.info.id,
+    servedModelNames,
+    adapterParents: new Map(
+      config.loras.flatMap((l) => (l.baseModelName === undefined ? [] : [[l.name, l.baseModelName]])),
+    ),
     modelPath: config.model,
     engine,
     tokenizer,
@@ -138,6 +189,26 @@ export async function buildRunner(config: Config, createEngine: EngineFactory): 
       await engine.dispose();
     },
   };
+}
+
+/** The engine options the runner's flags set, by the flag that sets each. */
+const FLAG_OF_OPTION: Readonly<Record<string, string>> = {
+  contextLength: "max-model-len",
+  graph: "graph",
+  precision: "precision",
+  quantize: "quantize",
+};
+
+/** An engine refusal of an option, told under the runner's flag name (docs/conventions.md#errors). */
+function asFlagError(error: unknown): unknown {
+  if (!(error instanceof AppError) || error.param === null) return error;
+  const flag = FLAG_OF_OPTION[error.param];
+  if (flag === undefined) return error;
+  return new AppError(error.code, error.message.replace(error.param, `--${flag}`), {
+    param: flag,
+    details: error.details,
+    cause: error,
+  });
 }
 
 /** Every linear adapted at `rank` in float32 (the widest dtype accepted), plus 1 MiB for the JSON header. */

@@ -66,11 +66,35 @@ export const ResidentAdapterSchema = z.strictObject({
   lastUsedAt: z.iso.datetime({ offset: true }),
   /** Requests running with this adapter now; a resident adapter in use is never evicted. */
   inFlight: z.number().int().nonnegative(),
+  /** Bytes its decoded weights hold in the runner's host memory. Optional: runners before the host tier. */
+  hostBytes: z.number().int().nonnegative().optional(),
 });
 export type ResidentAdapter = z.infer<typeof ResidentAdapterSchema>;
 
+/**
+ * An adapter in the runner's host-memory tier (every loaded adapter is): decoded and validated, copied into a
+ * slot when a request needs it, without the edge. `inFlight` counts queued and running requests.
+ */
+export const HostAdapterSchema = ResidentAdapterSchema.extend({
+  /** The GPU slot holding it too, or null when it is in host memory only. */
+  slot: z.number().int().min(1).nullable(),
+  hostBytes: z.number().int().nonnegative(),
+});
+export type HostAdapter = z.infer<typeof HostAdapterSchema>;
+
+/** The host tier's bounds (--max-cpu-loras, --adapter-cache-bytes) and contents. */
+export const HostTierSchema = z.strictObject({
+  /** null: bounded by bytes only. */
+  maxAdapters: z.number().int().positive().nullable(),
+  budgetBytes: z.number().int().positive(),
+  usedBytes: z.number().int().nonnegative(),
+  data: z.array(HostAdapterSchema),
+});
+export type HostTier = z.infer<typeof HostTierSchema>;
+
 export const AdapterLoadResponseSchema = z.strictObject({
-  adapter: ResidentAdapterSchema,
+  /** `slot` is null while the adapter is in host memory only (every slot had running rows). */
+  adapter: HostAdapterSchema,
   /** False when the adapter was already resident (the load was a no-op). */
   loaded: z.boolean(),
   loadMs: z.number().nonnegative(),
@@ -81,7 +105,10 @@ export const ResidentAdapterListSchema = z.strictObject({
   object: z.literal("list"),
   maxSlots: z.number().int().nonnegative(),
   maxRank: z.number().int().positive(),
+  /** The GPU tier: adapters in slots. */
   data: z.array(ResidentAdapterSchema),
+  /** The host tier behind the slots, a superset of `data`; absent from runners before it. */
+  host: HostTierSchema.optional(),
 });
 export type ResidentAdapterList = z.infer<typeof ResidentAdapterListSchema>;
 
@@ -89,11 +116,14 @@ export const RunnerHealthSchema = z.strictObject({
   status: z.enum(["ok", "loading", "degraded"]),
   model: z.string(),
   baseModelFingerprint: z.string().nullable(),
-  device: z.enum(["cpu", "webgpu"]),
-  backend: z.enum(["native", "wasm"]),
+  /** "vllm": a vLLM server behind `npm run vllm-sidecar` (its device is vLLM's to know). */
+  device: z.enum(["cpu", "webgpu", "vllm"]),
+  backend: z.enum(["native", "wasm", "vllm"]),
   maxSlots: z.number().int().nonnegative(),
   maxRank: z.number().int().positive(),
   residentAdapters: z.number().int().nonnegative(),
+  /** Adapters in the host-memory tier (those in slots included); absent from runners before it. */
+  hostAdapters: z.number().int().nonnegative().optional(),
   /** "token_ids": the model has no tokenizer.json; only token-id prompts to /v1/completions are served. */
   mode: z.enum(["text", "token_ids"]),
   queueDepth: z.number().int().nonnegative(),

@@ -6,6 +6,8 @@ import { toAppError } from "../../src/http/errors.ts";
 import { createConsole } from "./console/app.tsx";
 import type { AppDeps, EdgeEnv } from "./env.ts";
 import { experimentRoutes, feedbackRoutes } from "./experiments/routes.ts";
+import { fleetMembers } from "./fleet/fleet.ts";
+import { fleetRoutes } from "./fleet/fleet-routes.ts";
 import { authenticate } from "./http/auth.ts";
 import { limitBodies, requireJsonBodies } from "./http/body-rules.ts";
 import { requestId } from "./http/request-id.ts";
@@ -16,11 +18,13 @@ import { adapterRoutes } from "./registry/adapters-routes.ts";
 import { baseModelRoutes } from "./registry/base-models-routes.ts";
 import { uploadRoutes } from "./registry/uploads-routes.ts";
 import { tenantRoutes } from "./tenants/routes.ts";
+import { usageRoutes } from "./usage/usage-routes.ts";
 
 export const defaultDeps: AppDeps = {
   runner: (env) =>
     createRunnerClient({
       pool: poolConfigFrom(env),
+      members: fleetMembers(env),
       fetch: (input, init) => fetch(input, init),
     }),
 };
@@ -44,6 +48,8 @@ export function createApp(deps: AppDeps = defaultDeps): Hono<EdgeEnv> {
   app.route("/admin", uploadRoutes);
   app.route("/admin", adapterRoutes);
   app.route("/admin", experimentRoutes);
+  app.route("/admin", fleetRoutes);
+  app.route("/admin", usageRoutes);
   app.route("/v1", v1Routes);
   app.route("/v1", feedbackRoutes);
   app.route("/console", createConsole());

@@ -60,6 +60,27 @@ export async function call(method: string, path: string, options: CallOptions = 
   return res;
 }
 
+/**
+ * Like `call`, but the caller reads the body first and then awaits `settled`: work the edge leaves to
+ * waitUntil once an answer has ended (usage records) is only known when the body has been read.
+ */
+export async function callOpen(
+  method: string,
+  path: string,
+  options: CallOptions = {},
+): Promise<{ res: Response; settled: () => Promise<void> }> {
+  const headers = new Headers(options.headers);
+  if (options.token) headers.set("authorization", `Bearer ${options.token}`);
+  let body = options.body;
+  if (options.json !== undefined) {
+    headers.set("content-type", "application/json");
+    body = JSON.stringify(options.json);
+  }
+  const ctx = createExecutionContext();
+  const res = await app.fetch(new Request(`http://edge.test${path}`, { method, headers, body }), env, ctx);
+  return { res, settled: () => waitOnExecutionContext(ctx) };
+}
+
 export async function json<T = Record<string, unknown>>(res: Response, status: number): Promise<T> {
   const text = await res.text();
   if (res.status !== status) throw new Error(`expected HTTP ${status}, got ${res.status}: ${text}`);

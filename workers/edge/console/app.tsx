@@ -12,6 +12,7 @@ import { adapterPages } from "./routes/adapters.tsx";
 import { comparePages } from "./routes/compare.tsx";
 import { experimentPages } from "./routes/experiments.tsx";
 import { type RunnerFetch, runnerPages } from "./routes/runners.tsx";
+import { usagePages } from "./routes/usage.tsx";
 import {
   type ConsoleEnv,
   checkSignInToken,
@@ -91,6 +92,7 @@ export function createConsole(options: ConsoleOptions = {}): Hono<ConsoleEnv> {
   app.route("/", comparePages);
   app.route("/", experimentPages);
   app.route("/", runnerPages(options.fetch ?? ((input, init) => fetch(input, init))));
+  app.route("/", usagePages);
   app.onError(async (error, c) => {
     const appError =
       error instanceof AppError ? error : new AppError("internal_error", "internal error in the console");

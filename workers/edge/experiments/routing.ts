@@ -12,9 +12,20 @@ import { drain, type Observed, observe, recordExposure, subjectHash } from "./ex
 
 /**
  * Resolves a model name and forwards the request to it: v1.ts builds it, so routing never learns how.
- * `detached` marks a copy that must outlive the client's request (a shadow).
+ * `detached` marks a copy that must outlive the client's request (a shadow); `line` is the route and
+ * variant its usage is metered under (usage/request-meter.ts).
  */
-export type Send = (model: string, detached?: boolean) => Promise<{ target: Target; res: Response }>;
+export type Send = (
+  model: string,
+  detached?: boolean,
+  line?: { route: string; variant: string; shadow: boolean },
+) => Promise<{ target: Target; res: Response }>;
+
+const lineOf = (s: { route: StoredRoute; variant: Variant }) => ({
+  route: s.route.name,
+  variant: s.variant.name,
+  shadow: s.variant.shadow,
+});
 
 export interface RoutedBody {
   model: string;
@@ -89,7 +100,7 @@ async function serveLive(s: Serving): Promise<Response> {
   const started = Date.now();
   let sent: Awaited<ReturnType<Send>>;
   try {
-    sent = await s.send(s.variant.target);
+    sent = await s.send(s.variant.target, false, lineOf(s));
   } catch (error) {
     later(s.c, record(s, null, started, failure(error)));
     throw error;
@@ -109,7 +120,7 @@ async function serveLive(s: Serving): Promise<Response> {
 async function serveShadow(s: Serving): Promise<void> {
   const started = Date.now();
   try {
-    const { target, res } = await s.send(s.variant.target, true);
+    const { target, res } = await s.send(s.variant.target, true, lineOf(s));
     await record(s, target, started, await drain(res));
   } catch (error) {
     await record(s, null, started, failure(error));
@@ -136,7 +147,7 @@ export async function routeInference(c: Context<EdgeEnv>, tenant: string, body: 
     const variant = route.config.variants.find((v) => v.name === name);
     if (variant === undefined)
       throw new AppError("internal_error", `route ${route.name} has no variant ${name}`);
-    return tagged((await send(variant.target)).res, route, name);
+    return tagged((await send(variant.target, false, lineOf({ route, variant }))).res, route, name);
   }
   const subject = subjectOf(c, route, body);
   // No subject: a one-off random id, so the split still holds across requests without stickiness.

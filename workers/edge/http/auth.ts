@@ -52,6 +52,8 @@ export const authenticate = createMiddleware<EdgeEnv>(async (c, next) => {
 
 export function hasScope(principal: Principal, scope: Scope): boolean {
   if (principal.kind === "operator") return false;
+  // A fleet key is never implied: a tenant's admin must not be able to put a runner into every tenant's pool.
+  if (scope === "runner") return principal.scopes.includes("runner");
   return principal.scopes.includes(scope) || principal.scopes.includes("admin");
 }
 

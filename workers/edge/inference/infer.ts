@@ -66,6 +66,7 @@ export async function forwardInference(input: InferInput): Promise<Response> {
     path: input.path,
     body: { ...input.body, model: routingKey },
     routingKey,
+    baseModel: target.kind === "base" ? target.id : target.row.base_model_id,
     adapter,
     requestId: input.requestId,
     signal: input.signal,
@@ -74,7 +75,8 @@ export async function forwardInference(input: InferInput): Promise<Response> {
   return respond(out, target, timing);
 }
 
-async function openAdapter(env: Env, row: VersionRow): Promise<AdapterLoad> {
+/** The version's weights from R2, as a load for a runner (requests and warm pushes). */
+export async function openAdapter(env: Env, row: VersionRow): Promise<AdapterLoad> {
   const blob = await new BlobStore(env.ADAPTERS).blob(row.weights_sha256);
   if (blob === null) {
     throw new AppError(

@@ -6,14 +6,17 @@ import {
   CompletionRequestSchema,
   type ModelObject,
 } from "../../../src/contracts/openai.ts";
+import { AppError } from "../../../src/errors.ts";
 import { validate } from "../../../src/http/validate.ts";
 import type { EdgeEnv } from "../env.ts";
 import { ExperimentStore } from "../experiments/experiment-store.ts";
 import { routeInference, type Send } from "../experiments/routing.ts";
 import { scoped, tenantWith } from "../http/auth.ts";
+import { limitHeaders, withLimitHeaders } from "../limits/limit-headers.ts";
 import { BaseModelStore } from "../registry/base-model-store.ts";
 import { RegistryStore } from "../registry/registry-store.ts";
-import { forwardInference, resolveModel } from "./infer.ts";
+import { LimitExceeded, RequestMeter } from "../usage/request-meter.ts";
+import { forwardInference, resolveModel, type Target } from "./infer.ts";
 
 const seconds = (iso: string): number => Math.floor(Date.parse(iso) / 1000);
 
@@ -33,25 +36,64 @@ async function infer(
   body: Record<string, unknown> & { model: string },
 ) {
   const { tenant } = tenantWith(c, "infer");
+  const principal = c.get("principal");
+  if (principal.kind !== "key") throw new AppError("internal_error", "inference without a tenant key");
+  const meter = new RequestMeter({
+    meters: c.env.TENANT_METER,
+    tenant,
+    keyId: principal.keyId,
+    limits: principal.limits,
+    waitUntil: waitUntilOf(c),
+  });
+  // Limits are decided before any model is resolved or runner touched (README, "Usage and limits").
+  let limits: Awaited<ReturnType<RequestMeter["admit"]>>;
+  try {
+    limits = await meter.admit();
+  } catch (error) {
+    if (!(error instanceof LimitExceeded)) throw error;
+    for (const [name, value] of error.headers) c.header(name, value);
+    throw error.error;
+  }
+  const upstream = meter.upstreamBody(body);
   // `detached`: a shadow copy outlives the client's request, so it must not carry the client's signal.
-  const send: Send = async (model, detached = false) => {
+  const send: Send = async (model, detached = false, line = undefined) => {
     const resolveStarted = performance.now();
-    const target = await resolveModel(c.env, tenant, model);
-    const res = await forwardInference({
-      env: c.env,
-      runner: c.get("deps").runner(c.env),
-      path,
-      body,
-      target,
-      requestId: c.get("requestId"),
-      resolveMs: performance.now() - resolveStarted,
-      signal: detached ? undefined : c.req.raw.signal,
-      waitUntil: waitUntilOf(c),
-    });
-    return { target, res };
+    let target: Target | null = null;
+    try {
+      target = await resolveModel(c.env, tenant, model);
+      const res = await forwardInference({
+        env: c.env,
+        runner: c.get("deps").runner(c.env),
+        path,
+        body: upstream.body,
+        target,
+        requestId: c.get("requestId"),
+        resolveMs: performance.now() - resolveStarted,
+        signal: detached ? undefined : c.req.raw.signal,
+        waitUntil: waitUntilOf(c),
+      });
+      return {
+        target,
+        res: meter.measured(res, { adapter: labelOf(target), line, client: upstream.client }),
+      };
+    } catch (error) {
+      meter.failed(error, { adapter: target === null ? "" : labelOf(target), line });
+      throw error;
+    }
   };
-  // A route name (an A/B experiment) picks the variant's model first; anything else resolves as it is.
-  return (await routeInference(c, tenant, body, send)) ?? (await send(body.model)).res;
+  try {
+    // A route name (an A/B experiment) picks the variant's model first; anything else resolves as it is.
+    const res = (await routeInference(c, tenant, body, send)) ?? (await send(body.model)).res;
+    return withLimitHeaders(res, limits);
+  } catch (error) {
+    if (limits !== null) for (const [name, value] of limitHeaders(limits)) c.header(name, value);
+    throw error;
+  }
+}
+
+/** The usage line's name for what served a request: `name@version` or the base model id. */
+function labelOf(target: Target): string {
+  return target.kind === "base" ? target.id : `${target.row.name}@${target.row.version}`;
 }
 
 export const v1Routes = new Hono<EdgeEnv>()

@@ -3,7 +3,7 @@
 // (generation has no side effects, so a retry is safe). A runner without the adapter gets it streamed from R2
 // (one load per runner and adapter at a time in this isolate) and the request is retried there once.
 import { AppError } from "../../../src/errors.ts";
-import type { AdapterLoad, Runner, RunnerClient } from "./runner-client.ts";
+import { type AdapterLoad, noRunnerFor, type Runner, type RunnerClient } from "./runner-client.ts";
 import type { ServerTiming } from "./server-timing.ts";
 
 export interface DispatchInput {
@@ -11,6 +11,8 @@ export interface DispatchInput {
   path: string;
   body: Record<string, unknown>;
   routingKey: string;
+  /** The base model the request runs on: only runners serving it are tried. */
+  baseModel?: string;
   /** Set when the request needs an adapter; `open` streams its weights from R2. */
   adapter: { adapterId: string; open: () => Promise<AdapterLoad> } | null;
   requestId: string;
@@ -107,7 +109,10 @@ export async function dispatch(input: DispatchInput): Promise<Dispatched> {
   const { client } = input;
   const reasons: string[] = [];
   let last: Response | undefined;
-  for (const runner of client.plan(input.routingKey)) {
+  await client.sync();
+  const plan = client.plan(input.routingKey, input.baseModel);
+  if (plan.length === 0) throw noRunnerFor(input.baseModel);
+  for (const runner of plan) {
     const release = client.track(runner);
     const started = performance.now();
     let outcome: Attempt;

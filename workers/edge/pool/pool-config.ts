@@ -1,6 +1,8 @@
 // The runner pool as configuration: `RUNNER_URL` (one URL, or several separated by commas, all sharing
 // `RUNNER_TOKEN`) or, when set, `RUNNERS`: a JSON array of `{url, token?, weight?}` for pools whose runners
-// differ in secret or size (keep it a secret when it carries tokens: `wrangler secret put RUNNERS`).
+// differ in secret or size (keep it a secret when it carries tokens: `wrangler secret put RUNNERS`); an entry's
+// `base` says which base model it serves, so requests for other bases skip it. `RUNNERS=[]` leaves the pool to
+// runners that join at run time (workers/edge/fleet/).
 import { z } from "zod";
 import { AppError } from "../../../src/errors.ts";
 
@@ -10,6 +12,10 @@ export interface RunnerEndpoint {
   token: string;
   /** Relative capacity: a runner of weight 2 wins twice the adapters and takes twice the load. */
   weight: number;
+  /** The base model it serves; absent: any (a static entry that does not say). */
+  baseModel?: string;
+  /** Set for a fleet member (its id in D1); absent for static entries. */
+  memberId?: string;
 }
 
 export interface PoolConfig {
@@ -37,9 +43,11 @@ const RunnerSpecSchema = z.strictObject({
   url: UrlSchema,
   token: z.string().min(1, "must not be empty").optional(),
   weight: z.number().positive("must be > 0").max(1000, "must be <= 1000").default(1),
+  base: z.string().min(1, "must not be empty").max(200, "must be at most 200 characters").optional(),
 });
 
-const RunnersSchema = z.array(RunnerSpecSchema).min(1, "must name at least one runner");
+// Empty is allowed: the pool is then the fleet's members only.
+const RunnersSchema = z.array(RunnerSpecSchema);
 
 function configError(field: string, rule: string): AppError {
   // Values are left out on purpose: these variables may carry runner tokens.
@@ -57,14 +65,17 @@ function fromJson(text: string, defaultToken: string | undefined): RunnerEndpoin
   try {
     raw = JSON.parse(text);
   } catch {
-    throw configError("RUNNERS", "must be a JSON array of {url, token?, weight?}; it is not valid JSON");
+    throw configError(
+      "RUNNERS",
+      "must be a JSON array of {url, token?, weight?, base?}; it is not valid JSON",
+    );
   }
   const parsed = RunnersSchema.safeParse(raw);
   if (!parsed.success) throw issueError("RUNNERS", parsed.error);
   return parsed.data.map((r, i) => {
     const token = r.token ?? defaultToken;
     if (!token) throw configError(`RUNNERS[${i}].token`, "is required when RUNNER_TOKEN is not set");
-    return { url: r.url, token, weight: r.weight };
+    return { url: r.url, token, weight: r.weight, ...(r.base === undefined ? {} : { baseModel: r.base }) };
   });
 }
 

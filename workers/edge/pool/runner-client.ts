@@ -2,11 +2,14 @@
 // runner's secret. `fetch` is injected, so tests intercept the outbound call without patching globals. It
 // reports failures as values, so the dispatcher decides about failover; runner URLs stay in logs, never in
 // what a client sees (runners are named by their position in the pool).
+
+import { z } from "zod";
 import {
   ADAPTER_CONFIG_HEADER,
   ADAPTER_NAME_HEADER,
   encodeAdapterConfigHeader,
   ResidentAdapterListSchema,
+  RunnerHealthSchema,
   WEIGHTS_SHA256_HEADER,
 } from "../../../src/contracts/runner.ts";
 import { AppError } from "../../../src/errors.ts";
@@ -20,6 +23,11 @@ export interface RunnerClientOptions {
   baseUrl?: string;
   token?: string;
   fetch: typeof fetch;
+  /**
+   * Fleet members that are not draining (workers/edge/fleet/), read by `sync()` after the static runners;
+   * absent: the pool is the configuration alone.
+   */
+  members?: () => Promise<readonly RunnerEndpoint[]>;
   /** Defaults to the isolate's shared state for this pool. */
   state?: PoolState;
   loadBound?: LoadBound;
@@ -50,11 +58,22 @@ export interface RunnerFailure {
 export type Forwarded = { ok: true; res: Response } | RunnerFailure;
 
 export interface RunnerClient {
+  /** The static runners, then the members `sync` last read. */
   readonly runners: readonly Runner[];
-  /** Runners for a routing key (adapter id or base model id), best first. */
-  plan(routingKey: string): Runner[];
+  /**
+   * The pool reads fleet members (the edge's own wiring always does): it also pushes versions before their
+   * first request (workers/edge/fleet/warm.ts). A client over configuration alone only forwards.
+   */
+  readonly fleet: boolean;
+  /** Reads the fleet's members (through the isolate's cache); a no-op for a pool without a fleet. */
+  sync(): Promise<void>;
+  /**
+   * Runners for a routing key (adapter id or base model id), best first; with `baseModel`, only runners
+   * serving it (static entries that name no base serve any).
+   */
+  plan(routingKey: string, baseModel?: string): Runner[];
   /** The URL `plan` would try first. */
-  pick(routingKey: string): string;
+  pick(routingKey: string, baseModel?: string): string;
   forward(runner: Runner, path: string, body: unknown, init: ForwardInit): Promise<Forwarded>;
   /**
    * Loads an adapter into a runner; concurrent calls for the same runner and adapter share one load, and
@@ -75,6 +94,8 @@ export interface RunnerClient {
   noteHealthy(runner: Runner): void;
   /** Re-reads every runner's resident adapters when the last reading is older than `maxAgeMs`. */
   refresh(maxAgeMs: number): Promise<void>;
+  /** What a runner's `/health` says it serves (model, widest rank); null when it gives no usable answer. */
+  limits(runner: Runner): Promise<{ model: string; maxRank: number } | null>;
 }
 
 export interface ForwardInit {
@@ -91,8 +112,13 @@ function toPool(options: RunnerClientOptions): PoolConfig {
 
 type LoadOutcome = { ok: true } | RunnerFailure;
 
+/** One state per isolate for every fleet pool: members come and go, their counters must not reset. */
+const FLEET_STATE = "fleet";
+
 class RunnerPool implements RunnerClient {
-  readonly runners: readonly Runner[];
+  #runners: readonly Runner[];
+  readonly #static: readonly Runner[];
+  readonly #members: (() => Promise<readonly RunnerEndpoint[]>) | undefined;
   readonly #pool: PoolConfig;
   readonly #fetch: typeof fetch;
   readonly #state: PoolState;
@@ -101,26 +127,53 @@ class RunnerPool implements RunnerClient {
 
   constructor(options: RunnerClientOptions) {
     this.#pool = toPool(options);
-    this.runners = this.#pool.runners.map((r, i) => ({ ...r, index: i + 1 }));
-    const signature = this.runners.map((r) => `${r.url} ${r.weight}`).join("\n");
-    this.#state = options.state ?? sharedPoolState(signature);
+    this.#static = this.#pool.runners.map((r, i) => ({ ...r, index: i + 1 }));
+    this.#runners = this.#static;
+    this.#members = options.members;
+    const signature = this.#static.map((r) => `${r.url} ${r.weight}`).join("\n");
+    this.#state = options.state ?? sharedPoolState(options.members === undefined ? signature : FLEET_STATE);
     this.#fetch = options.fetch;
     this.#now = options.now ?? Date.now;
     this.#bound = options.loadBound ?? DEFAULT_LOAD_BOUND;
   }
 
-  plan(routingKey: string): Runner[] {
+  get fleet(): boolean {
+    return this.#members !== undefined;
+  }
+
+  get runners(): readonly Runner[] {
+    return this.#runners;
+  }
+
+  async sync(): Promise<void> {
+    if (this.#members === undefined) return;
+    const members = await this.#members();
+    const urls = new Set(this.#static.map((r) => r.url));
+    // A member at a static runner's address is that runner: the static entry (and its token) wins.
+    const joined = members.filter((m) => !urls.has(m.url));
+    this.#runners = [
+      ...this.#static,
+      ...joined.map((m, i) => ({ ...m, index: this.#static.length + i + 1 })),
+    ];
+  }
+
+  plan(routingKey: string, baseModel?: string): Runner[] {
     const t = this.#now();
-    const candidates = this.runners.map((r) => {
+    const serving = this.#runners.filter(
+      (r) => baseModel === undefined || r.baseModel === undefined || r.baseModel === baseModel,
+    );
+    const candidates = serving.map((r) => {
       const s = this.#state.runner(r.url);
       const healthy = this.#state.healthy(r.url, t);
       return { ...r, inFlight: s.inFlight, healthy, resident: s.resident.has(routingKey) };
     });
-    return rank(candidates, routingKey, this.#bound).map((c) => this.runners[c.index - 1] as Runner);
+    return rank(candidates, routingKey, this.#bound).map((c) => this.#runners[c.index - 1] as Runner);
   }
 
-  pick(routingKey: string): string {
-    return (this.plan(routingKey)[0] as Runner).url;
+  pick(routingKey: string, baseModel?: string): string {
+    const first = this.plan(routingKey, baseModel)[0];
+    if (first === undefined) throw noRunnerFor(baseModel);
+    return first.url;
   }
 
   forward(r: Runner, path: string, body: unknown, init: ForwardInit): Promise<Forwarded> {
@@ -182,10 +235,11 @@ class RunnerPool implements RunnerClient {
   }
 
   async refresh(maxAgeMs: number): Promise<void> {
+    await this.sync();
     // With one runner there is no choice to inform.
-    if (this.runners.length < 2 || this.#now() - this.#state.refreshedAt < maxAgeMs) return;
+    if (this.#runners.length < 2 || this.#now() - this.#state.refreshedAt < maxAgeMs) return;
     this.#state.refreshedAt = this.#now();
-    await Promise.all(this.runners.map((r) => this.#readResidency(r)));
+    await Promise.all(this.#runners.map((r) => this.#readResidency(r)));
   }
 
   async #send(
@@ -245,6 +299,15 @@ class RunnerPool implements RunnerClient {
     );
   }
 
+  async limits(r: Runner): Promise<{ model: string; maxRank: number } | null> {
+    const init = { method: "GET", headers: authHeaders(r, "limits") };
+    const sent = await this.#send(r, "/health", init, 2_000);
+    if (!sent.ok) return null;
+    // Loose: a runner a release ahead adds fields; these two are what the agreement needs.
+    const parsed = HealthLimitsSchema.safeParse(await sent.res.json().catch(() => null));
+    return parsed.success ? parsed.data : null;
+  }
+
   /** Learns residency only: a slow listing says nothing about whether the runner can serve. */
   async #readResidency(r: Runner): Promise<void> {
     const init = { method: "GET", headers: authHeaders(r, "residency") };
@@ -258,6 +321,20 @@ class RunnerPool implements RunnerClient {
     );
   }
 }
+
+export function noRunnerFor(baseModel: string | undefined): AppError {
+  return new AppError(
+    "unavailable",
+    baseModel === undefined
+      ? "the runner pool is empty: set RUNNER_URL or RUNNERS, or let runners join (README, Runner fleets)"
+      : `no runner serves base model ${JSON.stringify(baseModel)} now (none configured or joined for it)`,
+  );
+}
+
+const HealthLimitsSchema = z.looseObject({
+  model: RunnerHealthSchema.shape.model,
+  maxRank: RunnerHealthSchema.shape.maxRank,
+});
 
 function authHeaders(r: Runner, requestId: string): Record<string, string> {
   return { authorization: `Bearer ${r.token}`, "x-request-id": requestId };

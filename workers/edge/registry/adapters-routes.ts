@@ -14,6 +14,8 @@ import { AdapterNameSchema, AliasNameSchema } from "../../../src/contracts/names
 import { AppError } from "../../../src/errors.ts";
 import { validate } from "../../../src/http/validate.ts";
 import type { EdgeEnv } from "../env.ts";
+import { checkServable, kindsOf } from "../fleet/limits.ts";
+import { warmVersion } from "../fleet/warm.ts";
 import { scoped, tenantWith } from "../http/auth.ts";
 import { parseJsonBody, readJsonBody } from "../http/json-body.ts";
 import { BaseModelStore } from "./base-model-store.ts";
@@ -63,6 +65,16 @@ async function versionResponse(
   };
 }
 
+/** Work after the response (waitUntil); its failure is logged, never the caller's. */
+function inBackground(c: Context<EdgeEnv>, work: Promise<unknown>): void {
+  const logged = work.catch((error: unknown) => console.error("warm push failed:", error));
+  try {
+    c.executionCtx.waitUntil(logged);
+  } catch {
+    // no execution context (app.fetch without one): the promise runs on its own
+  }
+}
+
 function registryOf(c: Context<EdgeEnv>): RegistryStore {
   return new RegistryStore(c.env.DB);
 }
@@ -85,10 +97,19 @@ export const adapterRoutes = new Hono<EdgeEnv>()
       if (named.success) await discardRefusedUpload(stores, tenant, named.data.upload);
       throw error;
     }
+    const runners = c.get("deps").runner(c.env);
     const row = await publishVersion(
-      { ...stores, registry, baseModels: new BaseModelStore(c.env.DB), maxRank: maxRank(c.env) },
+      {
+        ...stores,
+        registry,
+        baseModels: new BaseModelStore(c.env.DB),
+        maxRank: maxRank(c.env),
+        checkServable: (needs) => checkServable(c.env, runners, { ...needs, kinds: kindsOf(needs.modules) }),
+      },
       { tenant, actor, name: c.req.valid("param").name, request },
     );
+    // Published under an alias: traffic is about to come, so its runner gets it before the first request.
+    if (request.alias !== undefined) inBackground(c, warmVersion(c.env, runners, row));
     return c.json(await versionResponse(registry, tenant, row), 201);
   })
   .get("/adapters", async (c) => {
@@ -135,6 +156,12 @@ export const adapterRoutes = new Hono<EdgeEnv>()
         expected,
         actor,
       });
+      inBackground(
+        c,
+        registryOf(c)
+          .version(tenant, name, version)
+          .then((row) => warmVersion(c.env, c.get("deps").runner(c.env), row)),
+      );
       return c.json({ name, ...moved });
     },
   )

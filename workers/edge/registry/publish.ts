@@ -25,6 +25,16 @@ export interface PublishDeps {
   registry: RegistryStore;
   baseModels: BaseModelStore;
   maxRank: number;
+  /**
+   * The limits agreement (workers/edge/fleet/limits.ts): refuses, before anything is written, an adapter no
+   * runner serving its base accepts. Absent: no runner limits are consulted.
+   */
+  checkServable?: (needs: {
+    name: string;
+    baseModel: string;
+    rank: number;
+    modules: string[];
+  }) => Promise<void>;
 }
 
 export interface PublishInput {
@@ -104,6 +114,12 @@ async function publishStaged(
   if (request.parentVersion !== undefined) {
     await deps.registry.version(input.tenant, input.name, request.parentVersion);
   }
+  await deps.checkServable?.({
+    name: input.name,
+    baseModel: base.spec.id,
+    rank: Math.max(...validated.modules.map((m) => m.rank)),
+    modules: validated.modules.map((m) => m.module),
+  });
   const id = await runnerAdapterId(upload.sha256, validated);
   const { created } = await deps.blobs.promote(
     input.tenant,

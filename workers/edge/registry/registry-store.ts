@@ -212,6 +212,18 @@ export class RegistryStore {
     return row;
   }
 
+  /**
+   * An unyanked version, of any tenant, with this runner content id: the fleet warms a joining runner with
+   * content other runners served, and content ids carry no tenant. Its weights only ever go to a runner.
+   */
+  async withContent(adapterId: string): Promise<VersionRow | null> {
+    const raw = await this.#db
+      .prepare(`${VERSION_SELECT} WHERE v.runner_adapter_id = ? AND v.yanked_at IS NULL LIMIT 1`)
+      .bind(adapterId)
+      .first();
+    return raw === null ? null : parseRow(VersionRowSchema, raw, "adapter_versions");
+  }
+
   async versions(tenant: string, name: string): Promise<VersionRow[]> {
     const { results } = await this.#db
       .prepare(`${VERSION_SELECT} WHERE a.tenant = ? AND a.name = ? ORDER BY v.version`)

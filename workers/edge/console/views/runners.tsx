@@ -9,6 +9,62 @@ import type { ConsoleSession } from "../session-store.ts";
 import { bytes, when } from "./format.ts";
 import { Page } from "./layout.tsx";
 
+/** A fleet member's membership, as D1 holds it (static RUNNERS entries have none). */
+export interface MemberView {
+  id: string;
+  kind: "runner" | "vllm";
+  baseModel: string;
+  capacity: number;
+  maxLoraRank: number;
+  joinedAt: string;
+  leaseUntil: string;
+  drainingAt: string | null;
+}
+
+type Report = RunnerReport & { member?: MemberView | null };
+
+function Membership(props: { member: MemberView | null | undefined }) {
+  const m = props.member;
+  if (m === null || m === undefined) return <p class="muted">Static runner (RUNNER_URL / RUNNERS).</p>;
+  return (
+    <>
+      {m.drainingAt !== null && (
+        <p class="alert" role="status">
+          Draining since {when(m.drainingAt)}: takes no new requests, leaves when its running ones are done.
+        </p>
+      )}
+      <table>
+        <tbody>
+          <tr>
+            <th scope="row">Member</th>
+            <td>
+              {m.id} ({m.kind === "vllm" ? "vLLM via sidecar" : "runner"})
+            </td>
+          </tr>
+          <tr>
+            <th scope="row">Base model</th>
+            <td>{m.baseModel}</td>
+          </tr>
+          <tr>
+            <th scope="row">Capacity, max LoRA rank</th>
+            <td>
+              {m.capacity}, {m.maxLoraRank}
+            </td>
+          </tr>
+          <tr>
+            <th scope="row">Joined</th>
+            <td>{when(m.joinedAt)}</td>
+          </tr>
+          <tr>
+            <th scope="row">Lease until</th>
+            <td>{when(m.leaseUntil)}</td>
+          </tr>
+        </tbody>
+      </table>
+    </>
+  );
+}
+
 /** A counter never incremented has no sample line: once /metrics answered, missing means 0. */
 function metric(r: RunnerReport, name: string): string {
   if (r.metrics.size === 0) return "–";
@@ -100,7 +156,7 @@ function Resident(props: { report: RunnerReport; versions: TenantVersion[] }) {
   );
 }
 
-function RunnerCard(props: { report: RunnerReport; versions: TenantVersion[] }) {
+function RunnerCard(props: { report: Report; versions: TenantVersion[] }) {
   const r = props.report;
   const h = r.health;
   return (
@@ -146,18 +202,22 @@ function RunnerCard(props: { report: RunnerReport; versions: TenantVersion[] }) 
       </table>
       <h3>Your adapters on runner {r.index}</h3>
       <Resident report={r} versions={props.versions} />
+      <Membership member={r.member} />
     </section>
   );
 }
 
 export function RunnersPage(props: {
   session: ConsoleSession;
-  reports: RunnerReport[];
+  reports: Report[];
   versions: TenantVersion[];
 }) {
   return (
     <Page title="Runners" path="/console/runners" session={props.session}>
-      <p>The runner pool this edge forwards to, read now. Counters count every tenant's traffic.</p>
+      <p>
+        The runner pool this edge forwards to, read now: static runners, then the fleet's members with their
+        leases. Counters count every tenant's traffic.
+      </p>
       {props.reports.map((r) => (
         <RunnerCard report={r} versions={props.versions} />
       ))}
