@@ -114,6 +114,62 @@ describe("runner pool", () => {
     expect(posts().every((c) => c.auth === `Bearer ${TOKENS[index]}`)).toBe(true);
   });
 
+  it("sends an adapter to the runner holding it in host memory only, without loading it again", async () => {
+    const { key, published } = await tenantWithAdapter(41);
+    // where rendezvous hashing alone sends it
+    await ask(key, "pool");
+    const picked = posts()[0]?.runner;
+    const holder = URLS.find((u) => u !== picked) as string;
+    state = new PoolState();
+    calls = [];
+    const at = new Date().toISOString();
+    const held = {
+      adapterId: published.adapterId,
+      name: null,
+      slot: null,
+      rank: 4,
+      modules: 2,
+      sizeBytes: 1,
+      hostBytes: 1,
+      pinned: false,
+      loadedAt: at,
+      lastUsedAt: at,
+      inFlight: 0,
+    };
+    for (const url of URLS) {
+      const holds = url === holder;
+      handlers.set(url, async (req) => {
+        if (req.method === "GET" && new URL(req.url).pathname === "/v1/adapters") {
+          return Response.json({
+            object: "list",
+            maxSlots: 8,
+            maxRank: 64,
+            data: [],
+            host: {
+              maxAdapters: null,
+              budgetBytes: 1024,
+              usedBytes: holds ? 1 : 0,
+              data: holds ? [held] : [],
+            },
+          });
+        }
+        if (req.method === "PUT") {
+          await req.arrayBuffer();
+          return Response.json({ loaded: true }, { status: 201 });
+        }
+        return completion(url);
+      });
+    }
+    // another tenant's request lets the pool read every runner's listing in the background
+    const other = await tenantWithAdapter(42);
+    expect((await ask(other.key, "pool")).status).toBe(200);
+    expect(calls.some((c) => c.method === "GET" && c.path === "/v1/adapters")).toBe(true);
+    calls = [];
+    for (let i = 0; i < 3; i++) expect((await ask(key, "pool")).status).toBe(200);
+    expect(posts().map((c) => c.runner)).toEqual([holder, holder, holder]);
+    expect(calls.filter((c) => c.method === "PUT")).toEqual([]);
+  });
+
   it("fails over before the first byte on a refused connection, a 5xx and a timeout, in turn", async () => {
     const { key } = await tenantWithAdapter(32);
     expect((await ask(key, "pool")).status).toBe(200);

@@ -315,10 +315,10 @@ class RunnerPool implements RunnerClient {
     if (!sent.ok) return;
     const parsed = ResidentAdapterListSchema.safeParse(await sent.res.json().catch(() => null));
     if (!parsed.success) return;
-    this.#state.replaceResident(
-      r.url,
-      parsed.data.data.map((a) => a.adapterId),
-    );
+    // An adapter in the host tier refills a slot without the edge, so it counts as held there too.
+    const held = new Set(parsed.data.data.map((a) => a.adapterId));
+    for (const a of parsed.data.host?.data ?? []) held.add(a.adapterId);
+    this.#state.replaceResident(r.url, [...held]);
   }
 }
 
