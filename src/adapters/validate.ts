@@ -17,7 +17,11 @@ import {
   targetingProblems,
 } from "./peft.ts";
 
-export const DEFAULT_MAX_RANK = 256;
+/**
+ * The widest rank accepted when nothing narrower is configured, and the runner's default --max-lora-rank: an
+ * adapter the edge accepts by default is one a default runner can load.
+ */
+export const DEFAULT_MAX_RANK = 64;
 export type AdapterDtype = "F32" | "F16" | "BF16";
 const FLOAT_DTYPES: readonly string[] = ["F32", "F16", "BF16"];
 

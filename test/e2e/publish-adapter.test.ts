@@ -15,13 +15,13 @@ const ROOT = join(import.meta.dirname, "../..");
 const NODE = join(ROOT, "node_modules/.bin/node");
 const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
 const ADMIN = "e2e-admin-token";
-/** Lower than the script's local default (256), so the edge, not the script, refuses rank 100. */
-const EDGE_MAX_RANK = 64;
+/** Lower than the script's local default (64), so the edge, not the script, refuses rank 48. */
+const EDGE_MAX_RANK = 32;
 const WIDE = {
   ...demoSpecConfig(),
   hidden_size: 1024,
   intermediate_size: 2048,
-  num_hidden_layers: 3,
+  num_hidden_layers: 6,
   num_attention_heads: 16,
   num_key_value_heads: 4,
   head_dim: 64,
@@ -107,6 +107,18 @@ function publishScript(args: string[]) {
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "lora-edge-e2e-"));
   runner = createServer(async (req, res) => {
+    // Only inference is recorded; the edge's background calls (health, residency, warm pushes) get a 404.
+    if (req.method !== "POST") {
+      await readBody(req);
+      res.statusCode = 404;
+      res.setHeader("content-type", "application/json");
+      res.end(
+        JSON.stringify({
+          error: { message: "not here", type: "invalid_request_error", param: null, code: "not_found" },
+        }),
+      );
+      return;
+    }
     forwarded.push({
       url: req.url ?? "",
       auth: req.headers.authorization,
@@ -207,8 +219,8 @@ describe("npm run publish-adapter against wrangler dev", () => {
 
   it("uploads a file above the threshold in parts", async () => {
     const wide = await baseModelSpecFromConfig("wide-llama", WIDE);
-    // ~12 MiB at r=64 (all-linear): three parts of R2's smallest size, 5 MiB.
-    const { dir, files } = await adapterDir("wide", { spec: wide, targets: "all-linear", r: 64, seed: 3 });
+    // ~12 MiB at r=32 (all-linear, 6 layers): three parts of R2's smallest size, 5 MiB.
+    const { dir, files } = await adapterDir("wide", { spec: wide, targets: "all-linear", r: 32, seed: 3 });
     const run = await publishScript([
       dir,
       "--name",
@@ -262,10 +274,10 @@ describe("npm run publish-adapter against wrangler dev", () => {
   });
 
   it("exits non-zero with the edge's message when the edge refuses", async () => {
-    const { dir } = await adapterDir("wide-rank", { r: 100, targets: ["q_proj"] });
+    const { dir } = await adapterDir("wide-rank", { r: 48, targets: ["q_proj"] });
     const run = await publishScript([dir, "--name", "wide-rank", "--base", "demo-llama"]);
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain(`rank 100 must be <= ${EDGE_MAX_RANK}`);
+    expect(run.stderr).toContain(`rank 48 must be <= ${EDGE_MAX_RANK}`);
     expect((await edge("GET", "/admin/adapters/wide-rank", tenantKey)).status).toBe(404);
   });
 

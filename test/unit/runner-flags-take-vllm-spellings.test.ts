@@ -141,12 +141,15 @@ describe("--max-model-len", () => {
 });
 
 describe("--graph, --precision, --quantize", () => {
-  it("default to the primitive graph and the engine's precision; fused takes float16 and int4", () => {
+  it("default to the device's graph and the engine's precision; fused takes float16 and int4", () => {
+    // undefined: the engine picks (fused on WebGPU, primitive on CPU: engine.ts defaultGraph)
     expect(parse(["--model", "m"])).toMatchObject({
-      graph: "primitive",
+      graph: undefined,
       precision: undefined,
       quantize: undefined,
     });
+    expect(refusal(["--model", "m", "--precision", "float16"]).message).toContain("--graph primitive");
+    expect(parse(["--model", "m", "--device", "webgpu", "--precision", "float16"]).precision).toBe("float16");
     expect(
       parse(["--model", "m", "--graph", "fused", "--precision", "float16", "--quantize", "int4"]),
     ).toMatchObject({ graph: "fused", precision: "float16", quantize: "int4" });

@@ -126,7 +126,7 @@ describe("publish refusals", () => {
 
   it("refuses a rank above MAX_LORA_RANK", async () => {
     const files = adapterFiles(await demoBase(), { r: 300, targets: ["q_proj"] });
-    await expectRefusal(files, {}, "invalid_adapter", "rank 300 must be <= 256");
+    await expectRefusal(files, {}, "invalid_adapter", "rank 300 must be <= 64");
   });
 
   it("refuses an unknown base model", async () => {
