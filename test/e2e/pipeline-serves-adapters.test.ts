@@ -43,11 +43,28 @@ afterAll(async () => {
 
 describe("edge ↔ runner pool", () => {
   it("answers through the edge exactly as a runner answers directly for that adapter", async () => {
+    // Published with an alias, the version was pushed to a runner in the background before any request.
+    const shown = (await (await p.edgeCall("GET", "/admin/adapters/support", p.tenantKey)).json()) as {
+      versions: { version: number; adapterId: string }[];
+    };
+    const adapterId = shown.versions.find((v) => v.version === 1)?.adapterId;
+    const holds = async () => {
+      for (const runner of p.runners) {
+        const listing = (await (await p.runnerCall(runner, "GET", "/v1/adapters")).json()) as {
+          data: { adapterId: string }[];
+        };
+        if (listing.data.some((a) => a.adapterId === adapterId)) return true;
+      }
+      return false;
+    };
+    const deadline = Date.now() + 30_000;
+    while (!(await holds()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await holds()).toBe(true);
     const first = await p.edgeCall("POST", "/v1/chat/completions", p.tenantKey, chat("support@prod"));
     expect(first.headers.get("x-adapter")).toBe("support@1");
-    expect(first.headers.get("x-adapter-cold")).toBe("1");
+    expect(first.headers.get("x-adapter-cold")).toBeNull();
     const timing = first.headers.get("server-timing") ?? "";
-    for (const span of ["resolve", "load", "ttft"]) expect(timing).toContain(`${span};dur=`);
+    for (const span of ["resolve", "ttft"]) expect(timing).toContain(`${span};dur=`);
     const viaEdge = await content(first);
     expect(viaEdge.length).toBeGreaterThan(0);
 
