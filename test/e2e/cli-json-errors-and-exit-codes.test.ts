@@ -3,62 +3,22 @@
 // folder's name); with --json every command prints one JSON object on stdout, an error as the HTTP API's
 // `{"error": {...}}` envelope; and the exit code is the same with and without --json: usage 2, refused 1,
 // edge unreachable 3.
-import { spawn } from "node:child_process";
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../../scripts/lib/processes.ts";
 import { ErrorEnvelopeSchema } from "../../src/contracts/openai.ts";
+import { runScript, type ScriptRun } from "../helpers/run-script.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const MODEL = join(ROOT, "test", "fixtures", "hf", "tiny-llama");
 const QV = join(MODEL, "adapters", "qv");
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs a script to its end in its own process group, with no edge settings but those given. */
-function run(script: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
+function run(script: string, args: string[], env: Record<string, string> = {}): Promise<ScriptRun> {
   const { EDGE_URL: _u, EDGE_TOKEN: _t, ...base } = process.env;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], {
-      cwd: ROOT,
-      env: { ...base, ...env },
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => child.pid && process.kill(-child.pid, "SIGKILL"), 120_000);
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** A port nothing listens on: bound by the OS, then closed. */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
+  return runScript(script, args, { cwd: ROOT, env: { ...base, ...env } });
 }
 
 /** stdout is exactly one JSON line. */
@@ -87,7 +47,7 @@ let unreachable: string;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "lora-edge-cli-"));
-  unreachable = `http://127.0.0.1:${await closedPort()}`;
+  unreachable = `http://127.0.0.1:${await freePort()}`;
 });
 afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });

@@ -1,10 +1,10 @@
 // A small experiment through the pipeline `npm start` runs (real runner on the demo model, real wrangler dev
 // with local D1 and R2), managed with the real `npm run experiment` script: create a route between two
 // published versions, send traffic with sticky users, report feedback, read the results, promote.
-import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CompareResponseSchema, type Results, type Route } from "../../src/contracts/experiments.ts";
 import { ROOT, runToEnd } from "../../scripts/lib/processes.ts";
+import { runScript, type ScriptRun } from "../helpers/run-script.ts";
 import { type Pipeline, startPipeline } from "./support/pipeline.ts";
 
 let p: Pipeline;
@@ -25,27 +25,9 @@ async function experiment(...args: string[]): Promise<string> {
 }
 
 /** The script to its end, whatever its exit code, in its own process group. */
-function experimentRun(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [`${ROOT}/scripts/experiment.ts`, ...args], {
-      env: { ...process.env, EDGE_URL: p.edgeUrl, EDGE_TOKEN: p.tenantKey },
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => child.pid && process.kill(-child.pid, "SIGKILL"), 120_000);
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+function experimentRun(...args: string[]): Promise<ScriptRun> {
+  return runScript(`${ROOT}/scripts/experiment.ts`, args, {
+    env: { ...process.env, EDGE_URL: p.edgeUrl, EDGE_TOKEN: p.tenantKey },
   });
 }
 

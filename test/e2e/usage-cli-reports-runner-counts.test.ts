@@ -1,39 +1,18 @@
 // `npm run usage` against the pipeline `npm start` runs (real runner on the demo model, real wrangler dev
 // with local D1, R2 and the tenants' meters): the tokens it reports are the ones the real runner put in its
 // answers, streamed or not, as a table, JSON and CSV; flag mistakes exit 2 and name the flag.
-import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UsageReportSchema } from "../../src/contracts/usage.ts";
 import { ROOT } from "../../scripts/lib/processes.ts";
+import { runScript, type ScriptRun } from "../helpers/run-script.ts";
 import { type Pipeline, sseEvents, startPipeline } from "./support/pipeline.ts";
 
 let p: Pipeline;
 
-/** The script to its end in its own process group, killed as a group if it overstays. */
-function usage(
-  args: string[],
-  token: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [`${ROOT}/scripts/usage.ts`, ...args], {
-      env: { ...process.env, EDGE_URL: p.edgeUrl, EDGE_TOKEN: token },
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => child.pid && process.kill(-child.pid, "SIGKILL"), 60_000);
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+function usage(args: string[], token: string): Promise<ScriptRun> {
+  return runScript(`${ROOT}/scripts/usage.ts`, args, {
+    env: { ...process.env, EDGE_URL: p.edgeUrl, EDGE_TOKEN: token },
+    timeoutMs: 60_000,
   });
 }
 
