@@ -3,6 +3,7 @@
 import { basename, resolve } from "node:path";
 import { type ArgsDef, parseArgs } from "citty";
 import { AppError } from "../../src/errors.ts";
+import { DEFAULT_MAX_RANK } from "../../src/adapters/validate.ts";
 import type { GraphKind } from "../engine/engine.ts";
 import type { Precision } from "../engine/onnx/fused-decoder.ts";
 import type { Backend, Device } from "../engine/types.ts";
@@ -37,6 +38,14 @@ export interface RunnerConfig {
   maxLoraRank: number;
   maxBatch: number;
   maxQueue: number;
+  /** --max-batch-per-tenant: most running rows of one tenant the edge names; default half of --max-batch. */
+  maxBatchPerTenant: number;
+  /** --tokenizer-pool-size: worker threads that tokenize prompts off the event loop. */
+  tokenizerPoolSize: number;
+  /** --tokenize-deadline-ms: longest one prompt may take to tokenize before it is refused with 413. */
+  tokenizeDeadlineMs: number;
+  /** --max-lora-file-bytes: most bytes of a local adapter file load_lora_adapter reads; undefined: the base's bound. */
+  maxLoraFileBytes: number | undefined;
   threads: number | undefined;
   runnerToken: string | null;
   /** /health and /metrics answer without RUNNER_TOKEN. */
@@ -106,9 +115,33 @@ export const RUNNER_ARGS = {
     default: "2147483648",
     description: "most bytes of decoded adapter weights kept in host memory (default 2 GiB)",
   },
-  "max-lora-rank": { type: "string", default: "64", description: "widest adapter rank a slot holds" },
+  "max-lora-rank": {
+    type: "string",
+    default: String(DEFAULT_MAX_RANK),
+    description: "widest adapter rank a slot holds (the edge's default MAX_LORA_RANK too)",
+  },
   "max-batch": { type: "string", default: "32", description: "most sequences decoded together" },
   "max-queue": { type: "string", default: "256", description: "most requests waiting; beyond it 429" },
+  "max-batch-per-tenant": {
+    type: "string",
+    description:
+      "most running sequences of one tenant the edge names (x-lora-edge-tenant, honoured with an API key). Default: half of --max-batch",
+  },
+  "tokenizer-pool-size": {
+    type: "string",
+    default: "2",
+    description: "worker threads that render chat templates and tokenize prompts off the event loop",
+  },
+  "tokenize-deadline-ms": {
+    type: "string",
+    default: "10000",
+    description: "longest one prompt may take to tokenize; past it the request is refused with 413",
+  },
+  "max-lora-file-bytes": {
+    type: "string",
+    description:
+      "most bytes of an adapter file that load_lora_adapter reads from a local path (and of a PUT upload). Default: every linear of the base at --max-lora-rank in F32, plus 1 MiB",
+  },
   threads: { type: "string", description: "onnxruntime intra-op threads" },
   "public-probes": {
     type: "string",
@@ -220,6 +253,13 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
     maxLoraRank: int("max-lora-rank", args["max-lora-rank"], 1, 1024),
     maxBatch: int("max-batch", args["max-batch"], 1, 4096),
     maxQueue: int("max-queue", args["max-queue"], 0, 1_000_000),
+    maxBatchPerTenant: maxBatchPerTenant(args["max-batch-per-tenant"], args["max-batch"]),
+    tokenizerPoolSize: int("tokenizer-pool-size", args["tokenizer-pool-size"], 1, 64),
+    tokenizeDeadlineMs: int("tokenize-deadline-ms", args["tokenize-deadline-ms"], 1, 3_600_000),
+    maxLoraFileBytes:
+      args["max-lora-file-bytes"] === undefined
+        ? undefined
+        : int("max-lora-file-bytes", args["max-lora-file-bytes"], 1, Number.MAX_SAFE_INTEGER),
     threads: args.threads === undefined ? undefined : int("threads", args.threads, 1, 1024),
     runnerToken: resolveApiKey(args["api-key"], env),
     publicProbes:
@@ -239,6 +279,13 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
       env,
     ),
   };
+}
+
+/** At most --max-batch; by default half of it, so one tenant's flood leaves the other half to the rest. */
+function maxBatchPerTenant(raw: string | undefined, maxBatchRaw: string | undefined): number {
+  const maxBatch = int("max-batch", maxBatchRaw, 1, 4096);
+  if (raw === undefined) return Math.ceil(maxBatch / 2);
+  return int("max-batch-per-tenant", raw, 1, maxBatch);
 }
 
 /** vLLM's `vllm serve <model>`: one positional is the model directory, when --model is not also given. */

@@ -46,9 +46,10 @@ async function main(): Promise<void> {
     console.error(`runner: ${error.message}\nrun with --help for the flags`);
     process.exit(EXIT.usage);
   });
-  const app = createApp(runner.deps);
-  // Drain (fleet.ts): SIGTERM or the edge's word stops new work, lets running requests finish, then leaves.
+  // Drain (fleet.ts): SIGTERM or the edge's word stops new work, lets running requests finish, then leaves;
+  // the app sees the gate so /ready fails meanwhile.
   const gate = new DrainGate();
+  const app = createApp({ ...runner.deps, drain: gate });
   let member: FleetMember | null = null;
   const server = serve({ fetch: gate.wrap(app.fetch), hostname: config.host, port: config.port }, (info) => {
     const { info: model } = runner.deps.engine;
@@ -59,6 +60,11 @@ async function main(): Promise<void> {
     console.log(
       `runner: ${model.id} (${model.architecture}) on ${config.device}/${config.backend}, ${config.maxLoras} adapter slots${mode}, listening on http://${config.host}:${info.port}`,
     );
+    // without a key no caller can be told from another, so the edge's tenant header is not trusted
+    if (config.runnerToken === null)
+      console.log(
+        "runner: no API key (--api-key, VLLM_API_KEY or RUNNER_TOKEN): x-lora-edge-tenant is not honoured, every request is scheduled as the runner's own",
+      );
     if (config.fleet === null) return;
     const { fleet } = config;
     const url = fleet.advertiseUrl ?? `http://${config.host}:${info.port}`;

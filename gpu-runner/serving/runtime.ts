@@ -6,6 +6,7 @@ import { type BaseModelSpec, baseModelSpecFromConfig } from "../../src/contracts
 import { AppError } from "../../src/errors.ts";
 import { readPeftFiles } from "../engine/model/peft-dir.ts";
 import { createAbsentTokenizer, hasTokenizer, loadTokenizer } from "../engine/tokenizer/index.ts";
+import { createTokenizerPool, inPlacePromptTokenizer } from "../engine/tokenizer/tokenizer-pool.ts";
 import type { GraphKind } from "../engine/engine.ts";
 import type { Precision } from "../engine/onnx/fused-decoder.ts";
 import type { Engine } from "../engine/types.ts";
@@ -75,13 +76,24 @@ type Config = Pick<
     >
   >;
 
+/** The serving bounds (README.md, "Limits"); absent: their flags' defaults. */
+type BoundsConfig = Partial<
+  Pick<RunnerConfig, "maxBatchPerTenant" | "tokenizerPoolSize" | "tokenizeDeadlineMs" | "maxLoraFileBytes">
+>;
+
 /** The adapter tiers' bounds; absent: no count bound, the default byte budget, the default slot wait. */
 type TierConfig = Partial<Pick<RunnerConfig, "maxCpuLoras" | "adapterCacheBytes">> & {
   /** Longest a request waits for an adapter slot before 503 (the scheduler's slotWaitMs). */
   slotWaitMs?: number;
 };
 
-export async function buildRunner(config: Config & TierConfig, createEngine: EngineFactory): Promise<Runner> {
+export const DEFAULT_TOKENIZER_POOL_SIZE = 2;
+export const DEFAULT_TOKENIZE_DEADLINE_MS = 10_000;
+
+export async function buildRunner(
+  config: Config & TierConfig & BoundsConfig,
+  createEngine: EngineFactory,
+): Promise<Runner> {
   // a broken tokenizer.json fails before the engine is built; a missing one means token-ids mode
   const textTokenizer = (await hasTokenizer(config.model)) ? await loadTokenizer(config.model) : null;
   const samplingDefaults = await readSamplingDefaults(config.model);
@@ -119,6 +131,10 @@ export async function buildRunner(config: Config & TierConfig, createEngine: Eng
     observer: vllm.observer,
     slotMetrics: tierMetrics,
     ...(config.slotWaitMs === undefined ? {} : { slotWaitMs: config.slotWaitMs }),
+    maxRunningPerTenant: Math.min(
+      config.maxBatchPerTenant ?? Math.ceil(config.maxBatch / 2),
+      config.maxBatch,
+    ),
   });
   const adapters = new AdapterCache({
     engine,
@@ -154,6 +170,17 @@ export async function buildRunner(config: Config & TierConfig, createEngine: Eng
       pinned: true,
     });
   }
+  // tokenization off the event loop, in worker threads that load the same tokenizer (README.md, "Limits")
+  const prompts =
+    textTokenizer === null
+      ? inPlacePromptTokenizer(tokenizer)
+      : createTokenizerPool({
+          modelDir: config.model,
+          local: textTokenizer,
+          size: config.tokenizerPoolSize ?? DEFAULT_TOKENIZER_POOL_SIZE,
+          deadlineMs: config.tokenizeDeadlineMs ?? DEFAULT_TOKENIZE_DEADLINE_MS,
+          deadlineSetting: "the runner's --tokenize-deadline-ms",
+        });
   const stopTokenIds = [
     ...new Set([
       ...engine.info.eosTokenIds,
@@ -177,8 +204,13 @@ export async function buildRunner(config: Config & TierConfig, createEngine: Eng
     baseModelFingerprint: spec.fingerprint,
     stopTokenIds,
     samplingDefaults,
-    maxAdapterBytes: maxAdapterBytes(spec, engine.maxRank),
-    readAdapterDir: readPeftFiles,
+    maxAdapterBytes: config.maxLoraFileBytes ?? maxAdapterBytes(spec, engine.maxRank),
+    maxAdapterBytesSetting:
+      config.maxLoraFileBytes === undefined
+        ? "every linear of the base at this runner's --max-lora-rank, in F32"
+        : "--max-lora-file-bytes",
+    readAdapterDir: (path, maxBytes) => readPeftFiles(path, { maxBytes }),
+    prompts,
     startedAt: Date.now(),
     version: RUNNER_VERSION,
   };
@@ -186,6 +218,7 @@ export async function buildRunner(config: Config & TierConfig, createEngine: Eng
     deps,
     close: async () => {
       await scheduler.close();
+      await prompts.close();
       await engine.dispose();
     },
   };

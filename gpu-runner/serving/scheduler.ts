@@ -5,6 +5,9 @@
 // A request whose adapter is in no slot claims one when it joins the batch (the adapter cache copies it in
 // from host memory); while every slot has running rows it waits, up to slotWaitMs, and the requests behind
 // it whose adapters are resident join and decode meanwhile (docs/architecture.md, "Adapter tiers").
+// Waiting requests join round-robin across tenants, the least recently served tenant first, and a tenant the
+// edge names holds at most maxRunningPerTenant rows, so one tenant's flood leaves rows free for the others
+// (docs/architecture.md, "Fair tenants and bounded work").
 import { setImmediate as nextTick, setTimeout as sleep } from "node:timers/promises";
 import { AppError } from "../../src/errors.ts";
 import { createRng, type Rng } from "../../src/random.ts";
@@ -55,6 +58,11 @@ export interface GenerationRequest {
   minTokens?: number;
   /** vLLM's prompt_logprobs: alternatives per prompt token; null or absent scores no prompt. */
   promptLogprobs?: number | null;
+  /**
+   * The tenant the edge says the request is for (only from an authenticated caller); null or absent: the
+   * runner's own callers, one group that takes its turn with the tenants but has no cap.
+   */
+  tenant?: string | null;
   signal?: AbortSignal;
 }
 
@@ -125,6 +133,8 @@ export interface SchedulerOptions {
   slotMetrics?: { slotWaits: { inc(): void }; slotWaitTimeouts: { inc(): void } };
   /** Monotonic clock in milliseconds for the observer's latencies; performance.now by default. */
   now?: () => number;
+  /** Most running rows of one named tenant (GenerationRequest.tenant); default maxBatch (no cap). */
+  maxRunningPerTenant?: number;
 }
 
 interface Active {
@@ -167,6 +177,11 @@ interface Active {
 /** Long enough for the rows in the slots to finish a typical generation, short of clients' own timeouts. */
 export const DEFAULT_SLOT_WAIT_MS = 60_000;
 
+/** The fairness group of a request: its tenant, or "" for the runner's own callers (no tenant named). */
+function groupOf(req: GenerationRequest): string {
+  return req.tenant == null ? "" : `t:${req.tenant}`;
+}
+
 function randomSeed(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0] as number;
 }
@@ -181,6 +196,10 @@ export class Scheduler {
   private readonly now: () => number;
   private readonly slotWaitMs: number;
   private readonly slotMetrics: SchedulerOptions["slotMetrics"];
+  private readonly maxRunningPerTenant: number;
+  /** Admissions so far, and the count at each tenant's latest one: the least recently served goes first. */
+  private admissions = 0;
+  private readonly servedAt = new Map<string, number>();
   private readonly waiting: Active[] = [];
   private running: Active[] = [];
   private looping = false;
@@ -190,6 +209,11 @@ export class Scheduler {
   private afterStep: (() => void)[] = [];
 
   constructor(options: SchedulerOptions) {
+    const perTenant = options.maxRunningPerTenant ?? options.maxBatch;
+    if (!Number.isSafeInteger(perTenant) || perTenant < 1) {
+      throw new RangeError(`scheduler maxRunningPerTenant must be an integer >= 1; got ${perTenant}`);
+    }
+    this.maxRunningPerTenant = perTenant;
     for (const key of ["maxBatch", "maxQueue"] as const) {
       const value = options[key];
       if (!Number.isSafeInteger(value) || value < (key === "maxBatch" ? 1 : 0)) {
@@ -213,6 +237,11 @@ export class Scheduler {
   betweenSteps(fn: () => void): void {
     if (this.stepping) this.afterStep.push(fn);
     else fn();
+  }
+
+  /** The most requests the batch and the queue hold together: a request needing more never runs. */
+  get capacity(): number {
+    return this.maxBatch + this.maxQueue;
   }
 
   get queueDepth(): number {
@@ -334,9 +363,36 @@ export class Scheduler {
   }
 
   /**
-   * Moves waiting requests into the batch in arrival order. One whose adapter gets no slot stays waiting
-   * and the next ones are tried, so rows whose adapters are resident keep joining while it waits (the adapter
-   * cache drains a slot for it meanwhile); past slotWaitMs it is refused.
+   * Waiting requests in the order they may join: round-robin across tenants, the tenant served least recently
+   * first (one never served before any other), each tenant's own in arrival order.
+   */
+  private fairOrder(): Active[] {
+    const byTenant = new Map<string, Active[]>();
+    for (const active of this.waiting) {
+      const key = groupOf(active.req);
+      const list = byTenant.get(key);
+      if (list === undefined) byTenant.set(key, [active]);
+      else list.push(active);
+    }
+    if (byTenant.size === 1) return this.waiting.slice();
+    const groups = [...byTenant.entries()]
+      .sort(([a], [b]) => (this.servedAt.get(a) ?? -1) - (this.servedAt.get(b) ?? -1))
+      .map(([, list]) => list);
+    const order: Active[] = [];
+    for (let round = 0; order.length < this.waiting.length; round++) {
+      for (const list of groups) {
+        const next = list[round];
+        if (next !== undefined) order.push(next);
+      }
+    }
+    return order;
+  }
+
+  /**
+   * Moves waiting requests into the batch in fair order (fairOrder). A named tenant at its cap of running rows
+   * waits; one whose adapter gets no slot stays waiting and the next ones are tried, so rows whose adapters
+   * are resident keep joining while it waits (the adapter cache drains a slot for it meanwhile); past
+   * slotWaitMs it is refused.
    */
   private admit(): void {
     const now = this.now();
@@ -356,23 +412,31 @@ export class Scheduler {
       }
       i++;
     }
-    for (let i = 0; i < this.waiting.length && this.running.length < this.maxBatch; ) {
-      const active = this.waiting[i] as Active;
+    if (this.waiting.length === 0 || this.running.length >= this.maxBatch) return;
+    this.forgetIdleTenants();
+    const rowsOf = new Map<string, number>();
+    for (const a of this.running) rowsOf.set(groupOf(a.req), (rowsOf.get(groupOf(a.req)) ?? 0) + 1);
+    for (const active of this.fairOrder()) {
+      if (this.running.length >= this.maxBatch) break;
+      const group = groupOf(active.req);
+      const rows = rowsOf.get(group) ?? 0;
+      if (active.req.tenant != null && rows >= this.maxRunningPerTenant) continue;
       let slot: number | null;
       try {
         slot = typeof active.req.slot === "number" ? active.req.slot : active.req.slot.claim();
       } catch (error) {
-        this.waiting.splice(i, 1);
+        this.waiting.splice(this.waiting.indexOf(active), 1);
         this.fail(active, error as Error);
         continue;
       }
       if (slot === null) {
         if (!active.blocked) this.slotMetrics?.slotWaits.inc();
         active.blocked = true;
-        i++;
         continue;
       }
-      this.waiting.splice(i, 1);
+      this.waiting.splice(this.waiting.indexOf(active), 1);
+      rowsOf.set(group, rows + 1);
+      this.servedAt.set(group, this.admissions++);
       active.slot = slot;
       if (typeof active.req.slot !== "number") active.claimed = active.req.slot;
       active.seq = this.engine.createSequence(slot);
@@ -385,6 +449,16 @@ export class Scheduler {
       this.metrics?.promptTokens.inc({ adapter_id: active.req.adapter }, active.req.promptIds.length);
       this.observer?.admitted(active.req);
     }
+  }
+
+  /**
+   * Keeps the record of when each tenant was served bounded by the requests held: a tenant with nothing
+   * waiting or running is forgotten, and counts as never served (first in line) when it comes back.
+   */
+  private forgetIdleTenants(): void {
+    if (this.servedAt.size <= this.maxBatch + this.maxQueue) return;
+    const held = new Set([...this.waiting, ...this.running].map((a) => groupOf(a.req)));
+    for (const group of this.servedAt.keys()) if (!held.has(group)) this.servedAt.delete(group);
   }
 
   /** Drops finished and cancelled rows and frees their sequences (no step is in flight here). */
@@ -401,7 +475,11 @@ export class Scheduler {
   private async prefillStep(rows: Active[]): Promise<void> {
     let budget = this.prefillTokens;
     const chosen: { active: Active; tokens: number[] }[] = [];
-    for (const active of rows) {
+    // fewest prompt tokens left first: a short prompt gets its first token in the next step instead of
+    // waiting while another tenant's long prompts use the step's budget; a long one still gets what is left
+    const remaining = (a: Active) => a.req.promptIds.length - a.fed;
+    const ordered = rows.slice().sort((a, b) => remaining(a) - remaining(b));
+    for (const active of ordered) {
       if (budget <= 0) break;
       const tokens = active.req.promptIds.slice(active.fed, active.fed + budget);
       budget -= tokens.length;

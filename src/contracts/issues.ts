@@ -2,6 +2,7 @@
 // Every boundary that parses with a schema reports through here so messages read the same everywhere.
 import type { z } from "zod";
 import { AppError, type ErrorCode } from "../errors.ts";
+import { MAX_REPORTED_PROBLEMS } from "./request-bounds.ts";
 
 /** `messages[0].content`, or `(root)` for the value itself. */
 export function formatPath(path: ReadonlyArray<PropertyKey>): string {
@@ -15,6 +16,9 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
 
 function describeValue(input: unknown): string {
   if (input === undefined) return "nothing";
+  // a bound's refusal quotes its value: a huge list or string is described, never serialized whole
+  if (Array.isArray(input) && input.length > 16) return `a list of ${input.length} items`;
+  if (typeof input === "string" && input.length > 80) return `${JSON.stringify(input.slice(0, 76))}...`;
   const text = JSON.stringify(input);
   if (text === undefined) return String(input);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
@@ -59,7 +63,10 @@ export function parseOrThrow<S extends z.ZodType>(
   throw problemsError(code, problems, result.error.issues[0]?.path);
 }
 
-/** `<first> (and N more)`, every problem in details. */
+/**
+ * `<first> (and N more)`; details hold the first MAX_REPORTED_PROBLEMS problems and, past them, one line
+ * counting the rest, so an error body stays small however many problems a request has.
+ */
 export function problemsError(
   code: ErrorCode,
   problems: string[],
@@ -68,5 +75,10 @@ export function problemsError(
   const first = problems[0] ?? "invalid input";
   const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : "";
   const param = path && path.length > 0 ? formatPath(path) : null;
-  return new AppError(code, `${first}${more}`, { param, details: problems });
+  const rest = problems.length - MAX_REPORTED_PROBLEMS;
+  const details =
+    rest > 0
+      ? [...problems.slice(0, MAX_REPORTED_PROBLEMS), `... and ${rest} more problems not listed`]
+      : problems;
+  return new AppError(code, `${first}${more}`, { param, details });
 }

@@ -4,6 +4,7 @@
 // openai-refusals.ts) rather than ignored; README.md's "OpenAI and vLLM request fields" lists them.
 import { z } from "zod";
 import { refuseUnimplementedChat, refuseUnimplementedCompletion } from "./openai-refusals.ts";
+import { contentChars, REQUEST_BOUNDS } from "./request-bounds.ts";
 
 const nullish = <T extends z.ZodType>(schema: T) => schema.nullish();
 
@@ -24,9 +25,15 @@ const samplingFields = {
   top_k: nullish(z.number().int().min(0)),
   seed: nullish(z.number().int()),
   stop: nullish(
-    z.union([z.string(), z.array(z.string()).max(4, "must hold at most 4 stop sequences")], {
-      error: "must be a string or a list of at most 4 strings",
-    }),
+    z.union(
+      [
+        z.string(),
+        z
+          .array(z.string())
+          .max(REQUEST_BOUNDS.maxStop, `must hold at most ${REQUEST_BOUNDS.maxStop} stop sequences`),
+      ],
+      { error: `must be a string or a list of at most ${REQUEST_BOUNDS.maxStop} strings` },
+    ),
   ),
   n: nullish(z.literal(1, { error: "only n = 1 is supported" })),
   stream: nullish(z.boolean()),
@@ -43,7 +50,12 @@ const samplingFields = {
   ignore_eos: nullish(z.boolean()),
   repetition_penalty: nullish(z.number().gt(0)),
   min_p: nullish(z.number().min(0).max(1)),
-  stop_token_ids: nullish(tokenIds),
+  stop_token_ids: nullish(
+    tokenIds.max(
+      REQUEST_BOUNDS.maxStopTokenIds,
+      `must hold at most ${REQUEST_BOUNDS.maxStopTokenIds} token ids`,
+    ),
+  ),
   include_stop_str_in_output: nullish(z.boolean()),
   skip_special_tokens: nullish(z.boolean()),
   /** Logprobs of every prompt token with this many alternatives (vLLM's max_logprobs is 20). */
@@ -57,6 +69,7 @@ const TOKEN_ID_KEY = /^(0|[1-9][0-9]*)$/;
 function refineSampling(
   req: {
     logit_bias?: Record<string, number> | null;
+    stop?: string | string[] | null;
     min_tokens?: number | null;
     prompt_logprobs?: number | null;
     stream?: boolean | null;
@@ -64,7 +77,28 @@ function refineSampling(
   maxTokens: { field: string; value: number } | null,
   ctx: z.RefinementCtx,
 ): void {
-  for (const key of Object.keys(req.logit_bias ?? {})) {
+  const biased = Object.keys(req.logit_bias ?? {});
+  if (biased.length > REQUEST_BOUNDS.maxLogitBias) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["logit_bias"],
+      message: `must hold at most ${REQUEST_BOUNDS.maxLogitBias} entries`,
+      input: biased.length,
+    });
+    return;
+  }
+  const stops = req.stop == null ? [] : typeof req.stop === "string" ? [req.stop] : req.stop;
+  stops.forEach((stop, i) => {
+    if (stop.length > REQUEST_BOUNDS.maxStopChars) {
+      ctx.addIssue({
+        code: "custom",
+        path: typeof req.stop === "string" ? ["stop"] : ["stop", i],
+        message: `must be at most ${REQUEST_BOUNDS.maxStopChars} characters`,
+        input: stop.length,
+      });
+    }
+  });
+  for (const key of biased) {
     if (!TOKEN_ID_KEY.test(key)) {
       ctx.addIssue({
         code: "custom",
@@ -125,19 +159,65 @@ export const TextContentPartSchema = z
 export const ChatMessageSchema = z.looseObject({
   role: z.enum(["system", "user", "assistant", "tool", "developer"]),
   content: z
-    .union([z.string(), z.array(TextContentPartSchema)], {
-      error: "must be a string or a list of text parts",
-    })
+    .union(
+      [
+        z.string(),
+        z
+          .array(TextContentPartSchema)
+          .max(
+            REQUEST_BOUNDS.maxContentParts,
+            `must hold at most ${REQUEST_BOUNDS.maxContentParts} content parts`,
+          ),
+      ],
+      { error: `must be a string or a list of at most ${REQUEST_BOUNDS.maxContentParts} text parts` },
+    )
     .nullable(),
   name: z.string().optional(),
   tool_call_id: z.string().optional(),
 });
 export type ChatMessage = z.infer<typeof ChatMessageSchema>;
 
+/**
+ * A chat's messages, their count bounded before any is parsed (zod checks an array's length first), so a
+ * hundred thousand messages answer 400 at once.
+ */
+export const MessagesSchema = z
+  .array(ChatMessageSchema)
+  .min(1, "must hold at least one message")
+  .max(REQUEST_BOUNDS.maxMessages, `must hold at most ${REQUEST_BOUNDS.maxMessages} messages`);
+
+/** Refuses chat content over the character bound and more template variables than the bound. */
+export function refineChatBounds(
+  req: {
+    messages: ChatMessage[];
+    chat_template_kwargs?: Record<string, unknown> | null | undefined;
+  },
+  ctx: z.RefinementCtx,
+): void {
+  const chars = contentChars(req.messages);
+  if (chars > REQUEST_BOUNDS.maxPromptChars) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["messages"],
+      message: `must hold at most ${REQUEST_BOUNDS.maxPromptChars} characters of content in all`,
+      input: chars,
+    });
+  }
+  const kwargs = Object.keys(req.chat_template_kwargs ?? {}).length;
+  if (kwargs > REQUEST_BOUNDS.maxTemplateKwargs) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["chat_template_kwargs"],
+      message: `must hold at most ${REQUEST_BOUNDS.maxTemplateKwargs} variables`,
+      input: kwargs,
+    });
+  }
+}
+
 export const ChatCompletionRequestSchema = z
   .looseObject({
     ...samplingFields,
-    messages: z.array(ChatMessageSchema).min(1, "must hold at least one message"),
+    messages: MessagesSchema,
     max_completion_tokens: nullish(z.number().int().positive()),
     logprobs: nullish(z.boolean()),
     top_logprobs: nullish(z.number().int().min(0).max(20)),
@@ -164,6 +244,7 @@ export const ChatCompletionRequestSchema = z
           ? { field: "max_tokens", value: req.max_tokens }
           : null;
     refineSampling(req, maxTokens, ctx);
+    refineChatBounds(req, ctx);
     for (const key of Object.keys(req.chat_template_kwargs ?? {})) {
       if (RESERVED_TEMPLATE_KWARGS.includes(key)) {
         ctx.addIssue({
@@ -198,6 +279,43 @@ export const ChatCompletionRequestSchema = z
   });
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
 
+/** A completion's prompts: how many, how many ids each, how many characters in all (REQUEST_BOUNDS). */
+function refinePromptBounds(prompt: string | string[] | number[] | number[][], ctx: z.RefinementCtx): void {
+  const { maxPrompts, maxPromptChars, maxPromptTokenIds } = REQUEST_BOUNDS;
+  const nested = Array.isArray(prompt) && prompt.length > 0 && typeof prompt[0] !== "number";
+  if (nested && prompt.length > maxPrompts) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["prompt"],
+      message: `must hold at most ${maxPrompts} prompts`,
+      input: prompt.length,
+    });
+    return;
+  }
+  const parts: (string | number[])[] =
+    typeof prompt === "string" ? [prompt] : nested ? (prompt as (string | number[])[]) : [prompt as number[]];
+  let chars = 0;
+  parts.forEach((part, i) => {
+    if (typeof part === "string") chars += part.length;
+    else if (part.length > maxPromptTokenIds) {
+      ctx.addIssue({
+        code: "custom",
+        path: nested ? ["prompt", i] : ["prompt"],
+        message: `must hold at most ${maxPromptTokenIds} token ids`,
+        input: part.length,
+      });
+    }
+  });
+  if (chars > maxPromptChars) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["prompt"],
+      message: `must hold at most ${maxPromptChars} characters in all`,
+      input: chars,
+    });
+  }
+}
+
 export const CompletionRequestSchema = z
   .looseObject({
     ...samplingFields,
@@ -212,6 +330,7 @@ export const CompletionRequestSchema = z
   })
   .superRefine((req, ctx) => {
     refineSampling(req, req.max_tokens != null ? { field: "max_tokens", value: req.max_tokens } : null, ctx);
+    refinePromptBounds(req.prompt, ctx);
     refuseUnimplementedCompletion(req, ctx);
   });
 export type CompletionRequest = z.infer<typeof CompletionRequestSchema>;

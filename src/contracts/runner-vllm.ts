@@ -4,9 +4,14 @@
 // by name, and a vLLM field it does not implement is refused unless it carries vLLM's default
 // (docs/conventions.md#validation).
 import { z } from "zod";
-import { ChatMessageSchema, RESERVED_TEMPLATE_KWARGS } from "./openai.ts";
+import { MessagesSchema, RESERVED_TEMPLATE_KWARGS, refineChatBounds } from "./openai.ts";
+import { REQUEST_BOUNDS } from "./request-bounds.ts";
 
 const tokenIds = z.array(z.number().int().nonnegative());
+const boundedTokenIds = tokenIds.max(
+  REQUEST_BOUNDS.maxPromptTokenIds,
+  `must hold at most ${REQUEST_BOUNDS.maxPromptTokenIds} token ids`,
+);
 
 /** A model card as vLLM's /v1/models gives it: `root` and `parent` say what an adapter runs on. */
 export const RunnerModelObjectSchema = z.strictObject({
@@ -91,8 +96,11 @@ const TOKENIZE_REFUSED: Record<string, Neutral> = {
 export const TokenizeRequestSchema = z
   .looseObject({
     model,
-    prompt: z.string().optional(),
-    messages: z.array(ChatMessageSchema).min(1, "must hold at least one message").optional(),
+    prompt: z
+      .string()
+      .max(REQUEST_BOUNDS.maxPromptChars, `must be at most ${REQUEST_BOUNDS.maxPromptChars} characters`)
+      .optional(),
+    messages: MessagesSchema.optional(),
     add_special_tokens: z.boolean().nullish(),
     add_generation_prompt: z.boolean().nullish(),
     /** Extra chat template variables (e.g. enable_thinking), as on /v1/chat/completions. */
@@ -100,6 +108,7 @@ export const TokenizeRequestSchema = z
   })
   .superRefine((body, ctx) => {
     refuseFields(body, ctx, "/tokenize", TOKENIZE_FIELDS, TOKENIZE_REFUSED);
+    if (body.messages !== undefined) refineChatBounds({ ...body, messages: body.messages }, ctx);
     for (const key of Object.keys(body.chat_template_kwargs ?? {})) {
       if (RESERVED_TEMPLATE_KWARGS.includes(key)) {
         ctx.addIssue({
@@ -150,7 +159,7 @@ export type TokenizeResponse = z.infer<typeof TokenizeResponseSchema>;
 
 /** POST /detokenize: the text of `tokens`, special tokens included (vLLM decodes them as they are). */
 export const DetokenizeRequestSchema = z
-  .looseObject({ model, tokens: tokenIds })
+  .looseObject({ model, tokens: boundedTokenIds })
   .superRefine((body, ctx) => refuseFields(body, ctx, "/detokenize", ["model", "tokens"], {}));
 export type DetokenizeRequest = z.infer<typeof DetokenizeRequestSchema>;
 

@@ -10,6 +10,11 @@ export const ADAPTER_CONFIG_HEADER = "x-adapter-config";
 export const WEIGHTS_SHA256_HEADER = "x-weights-sha256";
 export const ADAPTER_NAME_HEADER = "x-adapter-name";
 export const ADAPTER_PIN_HEADER = "x-adapter-pin";
+/**
+ * The tenant a request is for, set by the edge on every inference request it forwards; the runner schedules
+ * fairly across tenants by it, and honours it only from a caller that holds the runner's API key.
+ */
+export const TENANT_HEADER = "x-lora-edge-tenant";
 
 export const AdapterIdSchema = sha256;
 
@@ -131,3 +136,10 @@ export const RunnerHealthSchema = z.strictObject({
   version: z.string(),
 });
 export type RunnerHealth = z.infer<typeof RunnerHealthSchema>;
+
+/**
+ * GET /ready, the readiness probe: 200 with this body while the runner takes new requests; 503 in the error
+ * envelope (code `unavailable`) while it drains. /health stays vLLM's liveness probe and answers 200 meanwhile.
+ */
+export const RunnerReadySchema = z.strictObject({ status: z.literal("ready"), model: z.string() });
+export type RunnerReady = z.infer<typeof RunnerReadySchema>;

@@ -53,6 +53,13 @@ export interface TestRunnerOptions {
   backend?: "native" | "wasm";
   /** The adapter tiers' bounds and the slot wait (buildRunner's defaults when absent). */
   tiers?: { maxCpuLoras?: number | null; adapterCacheBytes?: number; slotWaitMs?: number };
+  /** The serving bounds (buildRunner's defaults when absent). */
+  bounds?: {
+    maxBatchPerTenant?: number;
+    tokenizerPoolSize?: number;
+    tokenizeDeadlineMs?: number;
+    maxLoraFileBytes?: number;
+  };
 }
 
 /** The real runner (engine on onnxruntime CPU, real tokenizer) over a model dir, served in-process. */
@@ -70,6 +77,7 @@ export async function startTestRunner(model: string, options: TestRunnerOptions 
       threads: 1,
       runnerToken: options.runnerToken ?? null,
       ...options.tiers,
+      ...options.bounds,
     },
     createEngine,
   );

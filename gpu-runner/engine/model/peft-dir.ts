@@ -93,12 +93,49 @@ export async function openPeftDir(dir: string): Promise<PeftDir> {
   return { config, weightsPath, sizeBytes: size, header: await readHeaderOf(weightsPath, size) };
 }
 
-/** The config and the weights' bytes (the runner loads them into a slot). */
-export async function readPeftFiles(dir: string): Promise<PeftFiles> {
+/**
+ * Refuses a file that is not a regular file (a device or a pipe could be read forever) or that is larger than
+ * `maxBytes`, by its size on disk, before any of it is read.
+ */
+async function checkReadable(path: string, maxBytes: number | undefined): Promise<void> {
+  const info = await stat(path);
+  if (!info.isFile()) {
+    throw new AppError("invalid_adapter", `${path}: must be a regular file; got a ${describeKind(info)}`);
+  }
+  if (maxBytes !== undefined && info.size > maxBytes) {
+    throw new AppError("payload_too_large", `${path}: must be <= ${maxBytes} bytes; got ${info.size}`);
+  }
+}
+
+function describeKind(info: Awaited<ReturnType<typeof stat>>): string {
+  if (info.isDirectory()) return "directory";
+  if (info.isCharacterDevice() || info.isBlockDevice()) return "device";
+  if (info.isFIFO()) return "pipe";
+  if (info.isSocket()) return "socket";
+  return "special file";
+}
+
+/** Bytes adapter_config.json may have: configs are a few KiB; this bounds what a hostile one costs. */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * The config and the weights' bytes (the runner loads them into a slot). `maxBytes` bounds the weights file:
+ * a larger one is refused with 413 before it is read.
+ */
+export async function readPeftFiles(dir: string, options: { maxBytes?: number } = {}): Promise<PeftFiles> {
   const weightsPath = weightsPathOf(dir);
   const configPath = configPathOf(dir);
+  await checkReadable(configPath, MAX_CONFIG_BYTES);
+  await checkReadable(weightsPath, options.maxBytes);
   const config = parseConfig(configPath, await readFile(configPath, "utf8"));
   const weights = await readFile(weightsPath);
+  // the file may have grown since it was measured; what was read is checked again
+  if (options.maxBytes !== undefined && weights.byteLength > options.maxBytes) {
+    throw new AppError(
+      "payload_too_large",
+      `${weightsPath}: must be <= ${options.maxBytes} bytes; got more while it was read`,
+    );
+  }
   return { config, weights: new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) };
 }
 

@@ -35,23 +35,23 @@ function decodeConfig(header: string): unknown {
   }
 }
 
-function tooLarge(maxBytes: number, got: string): AppError {
+function tooLarge(maxBytes: number, setting: string, got: string): AppError {
   return new AppError(
     "payload_too_large",
-    `body: adapter weights must be <= ${maxBytes} bytes (every linear of the base at this runner's --max-lora-rank, in F32); got ${got}`,
+    `body: adapter weights must be <= ${maxBytes} bytes (${setting}); got ${got}`,
   );
 }
 
 /** Reads the body, refusing it as soon as it is known to exceed `maxBytes` (by content-length, or while reading). */
-async function readBounded(request: Request, maxBytes: number): Promise<Uint8Array> {
+async function readBounded(request: Request, maxBytes: number, setting: string): Promise<Uint8Array> {
   const declared = Number(request.headers.get("content-length") ?? Number.NaN);
-  if (declared > maxBytes) throw tooLarge(maxBytes, `content-length ${declared}`);
+  if (declared > maxBytes) throw tooLarge(maxBytes, setting, `content-length ${declared}`);
   const chunks: Uint8Array[] = [];
   let size = 0;
   if (request.body) {
     for await (const chunk of request.body) {
       size += chunk.byteLength;
-      if (size > maxBytes) throw tooLarge(maxBytes, `more than ${maxBytes} bytes`);
+      if (size > maxBytes) throw tooLarge(maxBytes, setting, `more than ${maxBytes} bytes`);
       chunks.push(chunk);
     }
   }
@@ -70,9 +70,10 @@ async function loadFromBody(
   id: string,
   headers: AdapterLoadHeaders,
   maxBytes: number,
+  setting: string,
 ) {
   const config = decodeConfig(headers[ADAPTER_CONFIG_HEADER]);
-  const weights = await readBounded(c.req.raw, maxBytes);
+  const weights = await readBounded(c.req.raw, maxBytes, setting);
   const actual = await sha256Hex(weights);
   if (actual !== headers[WEIGHTS_SHA256_HEADER]) {
     throw new AppError(
@@ -113,7 +114,7 @@ export function adapterRoutes(app: Hono, deps: RunnerDeps): void {
     if (pending !== undefined) await pending.catch(() => undefined);
     const resident = adapters.reuse(id, handle);
     if (resident !== null) return c.json(resident, 200);
-    const started = loadFromBody(c, adapters, id, headers, deps.maxAdapterBytes);
+    const started = loadFromBody(c, adapters, id, headers, deps.maxAdapterBytes, deps.maxAdapterBytesSetting);
     loading.set(id, started);
     try {
       const result = await started;
@@ -145,7 +146,17 @@ export function adapterRoutes(app: Hono, deps: RunnerDeps): void {
         param: "lora_name",
       });
     }
-    const files = await deps.readAdapterDir(path);
+    const files = await deps.readAdapterDir(path, deps.maxAdapterBytes).catch((error: unknown) => {
+      if (!(error instanceof AppError) || error.code !== "payload_too_large") throw error;
+      throw new AppError(
+        "payload_too_large",
+        `lora_path: ${error.message} (${deps.maxAdapterBytesSetting})`,
+        {
+          param: "lora_path",
+          cause: error,
+        },
+      );
+    });
     // content already resident under another name gains this one as an alias of the same slot
     const result = await adapters.load({ ...files, name, source: path });
     return c.json(result, result.loaded ? 201 : 200);

@@ -2,6 +2,7 @@
 // docs/conventions.md#errors). Built from injected deps
 // so tests run it over a real engine without a listening socket.
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { AppError, errorEnvelope } from "../../../src/errors.ts";
 import { toAppError } from "../../../src/http/errors.ts";
 import { adapterRoutes } from "./adapter-routes.ts";
@@ -10,18 +11,38 @@ import { chatRoutes } from "./chat.ts";
 import { completionRoutes } from "./completions.ts";
 import type { RunnerDeps } from "./deps.ts";
 import { opsRoutes } from "./ops-routes.ts";
+import { assignRequestId, publicEnvelope, REQUEST_ID_HEADER, requestIdOf } from "./request-id.ts";
 import { vllmRoutes } from "./vllm-routes.ts";
 
 export type { RunnerDeps } from "./deps.ts";
 
+/**
+ * Largest JSON body: room for a prompt at REQUEST_BOUNDS.maxPromptChars (src/contracts/request-bounds.ts)
+ * with its JSON escaping, far above what the edge forwards.
+ */
+export const RUNNER_JSON_BODY_BYTES = 32 * 1024 * 1024;
+
 export function createApp(deps: RunnerDeps): Hono {
   const app = new Hono();
   app.use(async (c, next) => {
-    const requestId = c.req.header("x-request-id") ?? crypto.randomUUID();
-    c.header("x-request-id", requestId);
+    c.header(REQUEST_ID_HEADER, assignRequestId(c));
     await next();
   });
   app.use(bearerAuth(deps.runnerToken, deps.publicProbes ? PROBE_PATHS : []));
+  // JSON bodies are read whole before they are validated: bounded here, so a huge one costs nothing past
+  // the limit (adapter uploads have their own bound, checked as they stream)
+  app.post(
+    "*",
+    bodyLimit({
+      maxSize: RUNNER_JSON_BODY_BYTES,
+      onError: () => {
+        throw new AppError(
+          "payload_too_large",
+          `request body: must be <= ${RUNNER_JSON_BODY_BYTES} bytes (${RUNNER_JSON_BODY_BYTES / 1024 / 1024} MiB) on this runner`,
+        );
+      },
+    }),
+  );
   opsRoutes(app, deps);
   completionRoutes(app, deps);
   chatRoutes(app, deps);
@@ -33,8 +54,7 @@ export function createApp(deps: RunnerDeps): Hono {
   });
   app.onError((error, c) => {
     const appError = toAppError(error);
-    if (appError.status >= 500) console.error("runner request failed:", error);
-    return c.json(errorEnvelope(appError), appError.status as 400);
+    return c.json(publicEnvelope(appError, requestIdOf(c), error), appError.status as 400);
   });
   return app;
 }

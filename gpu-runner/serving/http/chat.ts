@@ -21,27 +21,35 @@ import {
   tokenIdFields,
   usageOf,
 } from "./openai-format.ts";
-import { startAll } from "./requests.ts";
-import { writeStreamError } from "./sse.ts";
+import { promptJob, startAll, tenantOf } from "./requests.ts";
+import { streamErrorWriter } from "./sse.ts";
 
-function promptIds(deps: RunnerDeps, req: ChatCompletionRequest): number[] {
+async function promptIds(
+  deps: RunnerDeps,
+  req: ChatCompletionRequest,
+  signal: AbortSignal,
+): Promise<number[]> {
   const messages = req.messages.map((m) => ({ ...m, content: messageText(m) }));
   const continueFinalMessage = req.continue_final_message === true;
   // vLLM's extensions: add_generation_prompt defaults to on; continuing the last message turns it off (the
   // schema refuses an explicit add_generation_prompt: true beside it)
   const addGenerationPrompt = !continueFinalMessage && req.add_generation_prompt !== false;
-  return deps.tokenizer.encodeChat(messages, {
-    addGenerationPrompt,
-    continueFinalMessage,
-    ...(req.chat_template_kwargs ? { kwargs: req.chat_template_kwargs } : {}),
-  });
+  return await deps.prompts.encodeChat(
+    messages,
+    {
+      addGenerationPrompt,
+      continueFinalMessage,
+      ...(req.chat_template_kwargs ? { kwargs: req.chat_template_kwargs } : {}),
+    },
+    promptJob(deps, "messages", signal),
+  );
 }
 
 export function chatRoutes(app: Hono, deps: RunnerDeps): void {
   app.post("/v1/chat/completions", validate("json", ChatCompletionRequestSchema), async (c) => {
     const req = c.req.valid("json");
     const topLogprobs = req.logprobs ? (req.top_logprobs ?? 0) : null;
-    const prompt = promptIds(deps, req);
+    const prompt = await promptIds(deps, req, c.req.raw.signal);
     const ids = tokenIdFields(deps.tokenizer, req);
     const [events] = startAll(deps, req, {
       prompts: [prompt],
@@ -49,6 +57,7 @@ export function chatRoutes(app: Hono, deps: RunnerDeps): void {
       defaultMaxTokens: null,
       topLogprobs,
       signal: c.req.raw.signal,
+      tenant: tenantOf(c, deps),
     }) as [AsyncIterable<GenerationEvent>];
     const head = { id: completionId("chatcmpl"), created: nowSeconds(), model: req.model };
     // vLLM puts the prompt's ids on the response (the first chunk when streaming), not on the choice
@@ -148,6 +157,6 @@ function streamChat(
       }
       await stream.writeSSE({ data: "[DONE]" });
     },
-    writeStreamError,
+    streamErrorWriter(c),
   );
 }

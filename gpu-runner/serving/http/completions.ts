@@ -18,8 +18,8 @@ import {
   tokenIdFields,
   usageOf,
 } from "./openai-format.ts";
-import { completionPrompts, startAll } from "./requests.ts";
-import { writeStreamError } from "./sse.ts";
+import { completionPrompts, startAll, tenantOf } from "./requests.ts";
+import { streamErrorWriter } from "./sse.ts";
 
 // OpenAI's documented default for the legacy endpoint
 const DEFAULT_MAX_TOKENS = 16;
@@ -36,7 +36,7 @@ export function completionRoutes(app: Hono, deps: RunnerDeps): void {
   app.post("/v1/completions", validate("json", CompletionRequestSchema), async (c) => {
     const req = c.req.valid("json");
     const topLogprobs = req.logprobs ?? null;
-    const prompts = completionPrompts(deps, req.prompt);
+    const prompts = await completionPrompts(deps, req.prompt, c.req.raw.signal);
     const ids = tokenIdFields(deps.tokenizer, req);
     const generations = startAll(deps, req, {
       prompts,
@@ -44,6 +44,7 @@ export function completionRoutes(app: Hono, deps: RunnerDeps): void {
       defaultMaxTokens: DEFAULT_MAX_TOKENS,
       topLogprobs,
       signal: c.req.raw.signal,
+      tenant: tenantOf(c, deps),
     });
     const head: Head = {
       id: completionId("cmpl"),
@@ -127,6 +128,6 @@ function streamCompletions(
         await stream.writeSSE({ data: chunk([], { usage: usageOf(promptTokens, completionTokens) }) });
       await stream.writeSSE({ data: "[DONE]" });
     },
-    writeStreamError,
+    streamErrorWriter(c),
   );
 }

@@ -3,6 +3,7 @@
 
 import type { SamplingDefaults } from "../../../src/contracts/openai.ts";
 import type { RunnerTokenizer } from "../../engine/tokenizer/index.ts";
+import type { PromptTokenizer } from "../../engine/tokenizer/tokenizer-pool.ts";
 import type { Engine } from "../../engine/types.ts";
 import type { AdapterCache } from "../adapters.ts";
 import type { RunnerMetrics } from "../metrics.ts";
@@ -24,6 +25,8 @@ export interface RunnerDeps {
   modelPath: string;
   engine: Engine;
   tokenizer: RunnerTokenizer;
+  /** Prompts are tokenized through this: off the event loop, with a deadline (tokenizer-pool.ts). */
+  prompts: PromptTokenizer;
   scheduler: Scheduler;
   adapters: AdapterCache;
   metrics: RunnerMetrics;
@@ -41,8 +44,15 @@ export interface RunnerDeps {
    * header. Anything larger cannot be a valid adapter for this runner, so it is refused before it is read.
    */
   maxAdapterBytes: number;
-  /** Reads a PEFT directory for vLLM's `load_lora_adapter {lora_path}`. */
-  readAdapterDir(path: string): Promise<AdapterFiles>;
+  /** What sets maxAdapterBytes, for refusals: the base's bound, or --max-lora-file-bytes. */
+  maxAdapterBytesSetting: string;
+  /**
+   * Reads a PEFT directory for vLLM's `load_lora_adapter {lora_path}`, refusing with 413 a weights file over
+   * `maxBytes` before reading it.
+   */
+  readAdapterDir(path: string, maxBytes: number): Promise<AdapterFiles>;
   startedAt: number;
   version: string;
+  /** The drain gate in front of the app (fleet.ts): /ready fails while it drains. Absent: never draining. */
+  drain?: { readonly draining: boolean };
 }

@@ -48,6 +48,8 @@ export interface GenerationInput {
   /** vLLM's skip_special_tokens (default true): false keeps special tokens' text in the output. */
   skipSpecialTokens?: boolean;
   promptLogprobs?: number | null;
+  /** The tenant the edge named (GenerationRequest.tenant); null: the runner's own callers. */
+  tenant?: string | null;
   signal: AbortSignal;
 }
 
@@ -78,6 +80,7 @@ export function startGeneration(
         stopTokenIds: input.stopTokenIds,
         minTokens,
         promptLogprobs: input.promptLogprobs ?? null,
+        tenant: input.tenant ?? null,
         signal: input.signal,
       },
       {

@@ -1,15 +1,19 @@
 // From a validated OpenAI request to scheduler inputs: which slot (`model`), which prompt ids, how many
 // tokens, which sampling. Limits that depend on the model (context length, vocabulary) are checked here,
 // before anything starts.
+import type { Context } from "hono";
 import {
   type CompletionRequest,
   samplingParams,
   type VllmSamplingParams,
   vllmSamplingParams,
 } from "../../../src/contracts/openai.ts";
+import { NAME_RULE, isValidName } from "../../../src/contracts/names.ts";
+import { TENANT_HEADER } from "../../../src/contracts/runner.ts";
 import { AppError } from "../../../src/errors.ts";
 import type { SamplingParams as SamplerParams } from "../../engine/sampler.ts";
 import { tokenIdsOnly } from "../../engine/tokenizer/tokenizer-absent.ts";
+import type { JobOptions } from "../../engine/tokenizer/tokenizer-pool.ts";
 import type { Lease } from "../adapters.ts";
 import type { RunnerDeps } from "./deps.ts";
 import { type GenerationEvent, type GenerationInput, startGeneration } from "./generate.ts";
@@ -17,18 +21,62 @@ import { isBaseModel } from "./model-cards.ts";
 
 export type OpenAiRequest = Parameters<typeof samplingParams>[0];
 
+/**
+ * Each prompt is one sequence in the batch or the queue, so a request with more prompts than both hold
+ * together could never be admitted: a 400 naming the bound, not a 429 that no retry would get past.
+ */
+export function refuseBeyondCapacity(deps: RunnerDeps, prompts: number): void {
+  const { capacity } = deps.scheduler;
+  if (prompts <= capacity) return;
+  throw new AppError(
+    "invalid_request",
+    `prompt: must hold at most ${capacity} prompts on this runner (its --max-batch and --max-queue together); got ${prompts}`,
+    { param: "prompt" },
+  );
+}
+
 export function leaseFor(deps: RunnerDeps, model: string): Lease {
   if (isBaseModel(deps, model)) return { slot: 0, adapterId: "base", release: () => {} };
   return deps.adapters.acquire(model);
 }
 
+/**
+ * The tenant the edge names in TENANT_HEADER, honoured only from an authenticated caller: a runner without an
+ * API key cannot tell the edge from anyone else, so there every request is the runner's own (null).
+ */
+export function tenantOf(c: Context, deps: RunnerDeps): string | null {
+  if (deps.runnerToken === null) return null;
+  const value = c.req.header(TENANT_HEADER);
+  if (value === undefined) return null;
+  if (!isValidName(value)) {
+    throw new AppError(
+      "invalid_request",
+      `${TENANT_HEADER}: must be a tenant name (${NAME_RULE}); got ${JSON.stringify(value.slice(0, 80))}`,
+      { param: TENANT_HEADER },
+    );
+  }
+  return value;
+}
+
 /** Every prompt of a completions request as token ids (a string gets the tokenizer's special tokens). */
-export function completionPrompts(deps: RunnerDeps, prompt: CompletionRequest["prompt"]): number[][] {
-  const { tokenizer } = deps;
-  if (typeof prompt === "string") return [tokenizer.encode(prompt)];
+export async function completionPrompts(
+  deps: RunnerDeps,
+  prompt: CompletionRequest["prompt"],
+  signal: AbortSignal,
+): Promise<number[][]> {
+  // each prompt's refusal names the field "prompt", as the checks after tokenizing do
+  const encode = (text: string) =>
+    deps.prompts.encode(text, { addSpecialTokens: true }, promptJob(deps, "prompt", signal));
+  if (typeof prompt === "string") return [await encode(prompt)];
   if (prompt.length === 0)
     throw new AppError("invalid_request", "prompt: must not be empty", { param: "prompt" });
-  if (prompt.every((p) => typeof p === "string")) return (prompt as string[]).map((p) => tokenizer.encode(p));
+  refuseBeyondCapacity(deps, prompt.every((p) => typeof p === "number") ? 1 : prompt.length);
+  // one after another: a request's prompts take one worker at a time, leaving the others to other requests
+  if (prompt.every((p) => typeof p === "string")) {
+    const out: number[][] = [];
+    for (const p of prompt as string[]) out.push(await encode(p));
+    return out;
+  }
   if (prompt.every((p) => typeof p === "number")) return [prompt as number[]];
   return prompt as number[][];
 }
@@ -52,15 +100,32 @@ function checkPrompt(deps: RunnerDeps, ids: number[], param: string): void {
       },
     );
   }
-  // OpenAI and vLLM refuse a prompt that leaves no room for one generated token, in vLLM's words
-  if (ids.length >= maxPositions) {
-    const noun = promptNoun(param);
-    throw new AppError(
-      "invalid_request",
-      `${param}: This model's maximum context length is ${maxPositions} tokens. However, your request has ${ids.length} input tokens, which leaves no room for a completion. Please reduce the length of the ${noun}.`,
-      { param },
-    );
-  }
+  if (ids.length >= maxPositions) throw noRoomError(deps, ids.length, param);
+}
+
+/** OpenAI and vLLM refuse a prompt that leaves no room for one generated token, in vLLM's words. */
+function noRoomError(deps: RunnerDeps, count: number, param: string): AppError {
+  const { maxPositions } = deps.engine.info;
+  return new AppError(
+    "invalid_request",
+    `${param}: This model's maximum context length is ${maxPositions} tokens. However, your request has ${count} input tokens, which leaves no room for a completion. Please reduce the length of the ${promptNoun(param)}.`,
+    { param },
+  );
+}
+
+/**
+ * Tokenizing options for a prompt that must leave room for a completion: one that cannot is refused by the
+ * tokenizer pool with the context message, without its ids being handed over.
+ */
+export function promptJob(deps: RunnerDeps, param: string, signal: AbortSignal): JobOptions {
+  return {
+    param,
+    signal,
+    tooLong: {
+      maxIds: deps.engine.info.maxPositions - 1,
+      refuse: (count) => noRoomError(deps, count, param),
+    },
+  };
 }
 
 /**
@@ -121,6 +186,8 @@ export interface StartOptions {
   defaultMaxTokens: number | null;
   topLogprobs: number | null;
   signal: AbortSignal;
+  /** The tenant the edge named (tenantOf); null: the runner's own callers. */
+  tenant?: string | null;
 }
 
 /** Starts one generation per prompt; if any cannot start (queue_full), the started ones are cancelled. */
@@ -143,6 +210,7 @@ export function startAll(
   const { maxPositions } = deps.engine.info;
   const maxTokensField =
     typeof req.max_completion_tokens === "number" ? "max_completion_tokens" : "max_tokens";
+  refuseBeyondCapacity(deps, options.prompts.length);
   for (const ids of options.prompts) {
     checkPrompt(deps, ids, options.param);
     if (params.maxTokens !== null) checkContext(deps, ids, options.param, maxTokensField, params.maxTokens);
@@ -179,6 +247,7 @@ export function startAll(
         includeStopStrInOutput: vllm.includeStopStrInOutput,
         skipSpecialTokens: vllm.skipSpecialTokens,
         promptLogprobs: vllm.promptLogprobs,
+        tenant: options.tenant ?? null,
         signal,
       };
       started.push(startGeneration(deps.scheduler, deps.tokenizer, input));

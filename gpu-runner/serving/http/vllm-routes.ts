@@ -22,24 +22,32 @@ function checkModel(deps: RunnerDeps, model: string | null | undefined): void {
   if (deps.adapters.find(model) === null) throw unknownModel(model);
 }
 
-function tokenize(deps: RunnerDeps, req: TokenizeRequest): number[] {
-  const { tokenizer } = deps;
+async function tokenize(deps: RunnerDeps, req: TokenizeRequest, signal: AbortSignal): Promise<number[]> {
+  const { prompts } = deps;
   if (req.messages !== undefined) {
     const messages = req.messages.map((m) => ({ ...m, content: messageText(m) }));
-    const text = tokenizer.renderChat(messages, {
-      addGenerationPrompt: req.add_generation_prompt ?? true,
-      ...(req.chat_template_kwargs ? { kwargs: req.chat_template_kwargs } : {}),
-    });
-    return tokenizer.encode(text, { addSpecialTokens: req.add_special_tokens ?? false });
+    return await prompts.encodeChat(
+      messages,
+      {
+        addGenerationPrompt: req.add_generation_prompt ?? true,
+        ...(req.chat_template_kwargs ? { kwargs: req.chat_template_kwargs } : {}),
+        addSpecialTokens: req.add_special_tokens ?? false,
+      },
+      { param: "messages", signal },
+    );
   }
-  return tokenizer.encode(req.prompt ?? "", { addSpecialTokens: req.add_special_tokens ?? true });
+  return await prompts.encode(
+    req.prompt ?? "",
+    { addSpecialTokens: req.add_special_tokens ?? true },
+    { param: "prompt", signal },
+  );
 }
 
 export function vllmRoutes(app: Hono, deps: RunnerDeps): void {
-  app.post("/tokenize", validate("json", TokenizeRequestSchema), (c) => {
+  app.post("/tokenize", validate("json", TokenizeRequestSchema), async (c) => {
     const req = c.req.valid("json");
     checkModel(deps, req.model);
-    const tokens = tokenize(deps, req);
+    const tokens = await tokenize(deps, req, c.req.raw.signal);
     const body: TokenizeResponse = {
       count: tokens.length,
       max_model_len: deps.engine.info.maxPositions,
