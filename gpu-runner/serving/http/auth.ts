@@ -6,7 +6,7 @@ import { timingSafeEqualString } from "../../../src/crypto.ts";
 import { AppError } from "../../../src/errors.ts";
 
 /** What --public-probes opens. */
-export const PROBE_PATHS: readonly string[] = ["/health", "/metrics"];
+export const PROBE_PATHS: readonly string[] = ["/health", "/ready", "/metrics"];
 
 export function bearerAuth(token: string | null, publicPaths: readonly string[] = []): MiddlewareHandler {
   return async (c, next) => {

@@ -1,7 +1,8 @@
-// GET /health, GET /metrics (Prometheus text), GET /v1/models and /v1/models/{id} (the base model and
-// resident adapters, as vLLM's model cards).
+// GET /health (liveness, vLLM's), GET /ready (readiness: fails while draining), GET /metrics (Prometheus
+// text), GET /v1/models and /v1/models/{id} (the base model and resident adapters, as vLLM's model cards).
 import type { Hono } from "hono";
-import type { RunnerHealth } from "../../../src/contracts/runner.ts";
+import type { RunnerHealth, RunnerReady } from "../../../src/contracts/runner.ts";
+import { AppError, errorEnvelope } from "../../../src/errors.ts";
 import type { RunnerModelList } from "../../../src/contracts/runner-vllm.ts";
 import type { RunnerDeps } from "./deps.ts";
 import { modelCard, modelCards } from "./model-cards.ts";
@@ -24,6 +25,20 @@ export function opsRoutes(app: Hono, deps: RunnerDeps): void {
       version: deps.version,
     };
     return c.json(health);
+  });
+
+  // Orchestrators stop routing to a pod whose readiness fails but keep it alive while its liveness (/health)
+  // holds, which is what a drain needs: no new requests, the running ones finish (README, "Deploying it").
+  app.get("/ready", (c) => {
+    if (deps.drain?.draining === true) {
+      const error = new AppError(
+        "unavailable",
+        "this runner is draining: it takes no new requests and exits once the running ones finish",
+      );
+      return c.json(errorEnvelope(error), 503, { "retry-after": "1" });
+    }
+    const ready: RunnerReady = { status: "ready", model: deps.modelId };
+    return c.json(ready);
   });
 
   app.get("/metrics", (c) =>

@@ -1,4 +1,4 @@
-// The audit log: publishes, alias moves, yanks and key changes. Entries are written in the same D1 batch
+// The audit log: publishes, alias moves, yanks, key changes and fleet membership. Entries are written in the same D1 batch
 // as the change they record, so a change and its entry commit or fail together.
 
 export type AuditAction =
@@ -13,7 +13,12 @@ export type AuditAction =
   | "route_create"
   | "route_update"
   | "route_promote"
-  | "route_guardrail";
+  | "route_guardrail"
+  // fleet membership, under the fleet key's tenant (workers/edge/fleet/member-store.ts)
+  | "runner_join"
+  | "runner_drain"
+  | "runner_leave"
+  | "runner_lapse";
 
 export interface AuditEntry {
   tenant: string | null;

@@ -18,6 +18,7 @@ import { assign } from "../../../src/experiments/assign.ts";
 import { validate } from "../../../src/http/validate.ts";
 import type { EdgeEnv } from "../env.ts";
 import { scoped, tenantWith } from "../http/auth.ts";
+import { warmRoute } from "../fleet/warm.ts";
 import { forwardInference, resolveModel } from "../inference/infer.ts";
 import { compare, compareRequest } from "./compare.ts";
 import { ExperimentStore, type StoredRoute } from "./experiment-store.ts";
@@ -44,6 +45,22 @@ function view(route: StoredRoute): Route {
   };
 }
 
+/**
+ * A route that starts (created, or resumed from paused) is about to get traffic: its variants' versions are
+ * pushed to their runners after the response, as an alias move's are (fleet/warm.ts); a failed push costs
+ * only the cold load the first request would have paid.
+ */
+function warmInBackground(c: Context<EdgeEnv>, a: Actor, route: StoredRoute): void {
+  const work = warmRoute(c.env, c.get("deps").runner(c.env), a.tenant, route.config).catch((error: unknown) =>
+    console.error(`warm on start of route ${route.name}:`, error),
+  );
+  try {
+    c.executionCtx.waitUntil(work);
+  } catch {
+    // no execution context (app.fetch without one): the promise runs on its own
+  }
+}
+
 async function routeOf(c: Context<EdgeEnv>, a: Actor): Promise<StoredRoute> {
   return await a.store.get(a.tenant, c.req.param("route") as string);
 }
@@ -53,7 +70,10 @@ export const experimentRoutes = new Hono<EdgeEnv>()
   .use("/routes/*", scoped("publish"))
   .use("/compare", scoped("publish"))
   .post("/routes", validate("json", CreateRouteRequestSchema), async (c) => {
-    return c.json(view(await createRoute(actorOf(c), c.req.valid("json"))), 201);
+    const a = actorOf(c);
+    const route = await createRoute(a, c.req.valid("json"));
+    warmInBackground(c, a, route);
+    return c.json(view(route), 201);
   })
   .get("/routes", async (c) => {
     const a = actorOf(c);
@@ -80,7 +100,10 @@ export const experimentRoutes = new Hono<EdgeEnv>()
     async (c) => {
       const a = actorOf(c);
       const { status, expectedVersion } = c.req.valid("json");
-      return c.json(view(await setStatus(a, await routeOf(c, a), status, expectedVersion)));
+      const before = await routeOf(c, a);
+      const route = await setStatus(a, before, status, expectedVersion);
+      if (before.status === "paused" && route.status === "running") warmInBackground(c, a, route);
+      return c.json(view(route));
     },
   )
   .post("/routes/:route/stop", validate("param", RouteParam), async (c) => {

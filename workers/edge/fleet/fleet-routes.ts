@@ -151,10 +151,10 @@ export const fleetRoutes = new Hono<EdgeEnv>()
     validate("param", IdParam),
     validate("json", HeartbeatRequestSchema),
     async (c) => {
-      fleetKey(c);
+      const keyId = fleetKey(c);
       const { id } = c.req.valid("param");
       const beat = c.req.valid("json");
-      const member = await new MemberStore(c.env.DB).heartbeat(id, beat, Date.now(), leaseMs(c.env));
+      const member = await new MemberStore(c.env.DB).heartbeat(id, beat, Date.now(), leaseMs(c.env), keyId);
       if (beat.draining) forgetMembers();
       const body: HeartbeatResponse = {
         leaseUntil: iso(member.leaseUntil),
@@ -166,11 +166,13 @@ export const fleetRoutes = new Hono<EdgeEnv>()
   .delete("/runners/:id", validate("param", IdParam), async (c) => {
     const principal = c.get("principal");
     const keyId = principal.kind === "operator" ? null : fleetKey(c);
-    const member = await new MemberStore(c.env.DB).leave(c.req.valid("param").id, keyId);
+    const member = await new MemberStore(c.env.DB).leave(c.req.valid("param").id, keyId, Date.now());
     forgetMembers();
     return c.json({ id: member.id, left: true });
   })
   .get("/runners", operatorOnly, async (c) => {
+    // the operator's look drops (and audits) lapsed members even when no member is left to heartbeat
+    await new MemberStore(c.env.DB).dropLapsed(Date.now());
     return c.json({ object: "list", data: await poolEntries(c) });
   })
   .post("/runners/:id/drain", operatorOnly, validate("param", IdParam), async (c) => {

@@ -1,6 +1,9 @@
 // Fleet members in D1 (migrations/0006_runner_members.sql): join, heartbeat, drain, leave, and the live set.
 // A member whose lease lapsed is not live; rows past their lease are deleted by the next join or heartbeat,
-// so a crashed runner leaves the table on its own. A store never reaches for a cache
+// so a crashed runner leaves the table on its own. Joins, drains, departures and lapses are audited in the
+// same batch as the change, under the tenant of the fleet key the member joined with (the operator's own
+// tenant for its fleet keys), without the member's URL: the audit trail is a tenant admin's to read, and
+// runners are named by id, never by address. A store never reaches for a cache
 // (docs/architecture.md#layers): callers forget the members cache after a write.
 import { z } from "zod";
 import { LINEAR_KINDS } from "../../../src/contracts/base-model.ts";
@@ -12,6 +15,7 @@ import {
 } from "../../../src/contracts/fleet.ts";
 import { toHex } from "../../../src/crypto.ts";
 import { AppError } from "../../../src/errors.ts";
+import type { AuditAction } from "../common/audit.ts";
 import { parseRow, parseRows } from "../common/d1.ts";
 
 const json = <T extends z.ZodType>(schema: T) =>
@@ -106,15 +110,50 @@ export class MemberStore {
     this.#db = db;
   }
 
-  #dropLapsed(now: number): D1PreparedStatement {
-    return this.#db.prepare("DELETE FROM runner_members WHERE lease_until <= ?").bind(now);
+  /**
+   * One audit entry for each member `where` selects as the statement runs (so it goes before the change in
+   * its batch, or after it for a join). `where` uses ?3 onwards for `binds`.
+   */
+  #audit(action: AuditAction, actor: string, now: number, where: string, ...binds: unknown[]) {
+    const iso = (col: string) => `strftime('%Y-%m-%dT%H:%M:%fZ', ${col} / 1000.0, 'unixepoch')`;
+    // a drain entry is written just before the row is marked, so it states the mark it is about to set
+    const drainingAt =
+      action === "runner_drain"
+        ? "?2"
+        : `CASE WHEN m.draining_at IS NULL THEN NULL ELSE ${iso("m.draining_at")} END`;
+    return this.#db
+      .prepare(
+        `INSERT INTO audit_log (tenant, actor, action, target, details, created_at)
+         SELECT k.tenant, ?1, '${action}', m.id,
+           json_object('kind', m.kind, 'baseModel', m.base_model, 'capacity', m.capacity,
+             'maxLoraRank', m.max_lora_rank, 'version', m.version, 'joinedAt', ${iso("m.joined_at")},
+             'heartbeatAt', ${iso("m.heartbeat_at")}, 'leaseUntil', ${iso("m.lease_until")},
+             'drainingAt', ${drainingAt}),
+           ?2
+         FROM runner_members m LEFT JOIN api_keys k ON k.id = m.key_id
+         WHERE ${where}`,
+      )
+      .bind(actor, new Date(now).toISOString(), ...binds);
+  }
+
+  /** Drops the members whose lease lapsed, auditing each (actor `edge`: nobody asked, the lease ran out). */
+  #dropLapsed(now: number): D1PreparedStatement[] {
+    return [
+      this.#audit("runner_lapse", "edge", now, "m.lease_until <= ?3", now),
+      this.#db.prepare("DELETE FROM runner_members WHERE lease_until <= ?").bind(now),
+    ];
+  }
+
+  /** Drops lapsed members now (a join or heartbeat does it too), so their lapse is audited without one. */
+  async dropLapsed(now: number): Promise<void> {
+    await this.#db.batch(this.#dropLapsed(now));
   }
 
   /** Joins (or joins again from the same URL, replacing the old row and its drain mark). */
   async join(request: JoinRequest, keyId: string, now: number, leaseMs: number): Promise<Member> {
     const id = newMemberId();
-    const [, upserted] = await this.#db.batch([
-      this.#dropLapsed(now),
+    const results = await this.#db.batch([
+      ...this.#dropLapsed(now),
       this.#db
         .prepare(
           `INSERT INTO runner_members (id, url, kind, base_model, base_model_fingerprint, capacity, max_lora_rank,
@@ -143,14 +182,31 @@ export class MemberStore {
           now,
           now + leaseMs,
         ),
+      this.#audit("runner_join", `key:${keyId}`, now, "m.id = ?3", id),
     ]);
-    return toMember(parseRow(MemberRowSchema, upserted?.results[0], "runner_members"));
+    return toMember(parseRow(MemberRowSchema, results[2]?.results[0], "runner_members"));
   }
 
   /** Renews the lease of a member that still holds one; a lapsed member must join again (404). */
-  async heartbeat(id: string, beat: HeartbeatRequest, now: number, leaseMs: number): Promise<Member> {
-    const [, updated] = await this.#db.batch([
-      this.#dropLapsed(now),
+  async heartbeat(
+    id: string,
+    beat: HeartbeatRequest,
+    now: number,
+    leaseMs: number,
+    keyId: string,
+  ): Promise<Member> {
+    const results = await this.#db.batch([
+      ...this.#dropLapsed(now),
+      // a member that drains itself (SIGTERM) says so here: audited the first time only
+      this.#audit(
+        "runner_drain",
+        `key:${keyId}`,
+        now,
+        "m.id = ?3 AND m.lease_until > ?4 AND m.draining_at IS NULL AND ?5 = 1",
+        id,
+        now,
+        beat.draining ? 1 : 0,
+      ),
       this.#db
         .prepare(
           `UPDATE runner_members SET heartbeat_at = ?2, lease_until = ?3, in_flight = ?4, resident = ?5,
@@ -160,31 +216,51 @@ export class MemberStore {
         )
         .bind(id, now, now + leaseMs, beat.inFlight, JSON.stringify(beat.resident), beat.draining ? 1 : 0),
     ]);
+    const row = results[3]?.results[0];
+    if (row === undefined) throw unknownMember(id);
+    return toMember(parseRow(MemberRowSchema, row, "runner_members"));
+  }
+
+  /** Marks a live member draining (the operator's word); draining twice keeps, and audits, the first time. */
+  async drain(id: string, now: number): Promise<Member> {
+    const [, updated] = await this.#db.batch([
+      this.#audit(
+        "runner_drain",
+        "operator",
+        now,
+        "m.id = ?3 AND m.lease_until > ?4 AND m.draining_at IS NULL",
+        id,
+        now,
+      ),
+      this.#db
+        .prepare(
+          `UPDATE runner_members SET draining_at = COALESCE(draining_at, ?2)
+           WHERE id = ?1 AND lease_until > ?2 RETURNING *`,
+        )
+        .bind(id, now),
+    ]);
     const row = updated?.results[0];
     if (row === undefined) throw unknownMember(id);
     return toMember(parseRow(MemberRowSchema, row, "runner_members"));
   }
 
-  /** Marks a live member draining; draining twice keeps the first time. */
-  async drain(id: string, now: number): Promise<Member> {
-    const row = await this.#db
-      .prepare(
-        `UPDATE runner_members SET draining_at = COALESCE(draining_at, ?2)
-         WHERE id = ?1 AND lease_until > ?2 RETURNING *`,
-      )
-      .bind(id, now)
-      .first();
-    if (row === null) throw unknownMember(id);
-    return toMember(parseRow(MemberRowSchema, row, "runner_members"));
-  }
-
   /** Removes a member; `keyId` null is the operator, otherwise only the key it joined with may. */
-  async leave(id: string, keyId: string | null): Promise<Member> {
-    const row = await this.#db
-      .prepare("DELETE FROM runner_members WHERE id = ?1 AND (?2 IS NULL OR key_id = ?2) RETURNING *")
-      .bind(id, keyId)
-      .first();
-    if (row === null) throw unknownMember(id);
+  async leave(id: string, keyId: string | null, now: number): Promise<Member> {
+    const [, deleted] = await this.#db.batch([
+      this.#audit(
+        "runner_leave",
+        keyId === null ? "operator" : `key:${keyId}`,
+        now,
+        "m.id = ?3 AND (?4 IS NULL OR m.key_id = ?4)",
+        id,
+        keyId,
+      ),
+      this.#db
+        .prepare("DELETE FROM runner_members WHERE id = ?1 AND (?2 IS NULL OR key_id = ?2) RETURNING *")
+        .bind(id, keyId),
+    ]);
+    const row = deleted?.results[0];
+    if (row === undefined) throw unknownMember(id);
     return toMember(parseRow(MemberRowSchema, row, "runner_members"));
   }
 

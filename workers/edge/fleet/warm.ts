@@ -2,7 +2,9 @@
 // the version is about to get traffic (an alias moved onto it, it was published with an alias, a route
 // started on it), and a joining member gets the most used adapters of its share. All of it runs after the
 // response (waitUntil); a push that fails costs nothing but the cold load the first request would have paid.
-import { openAdapter } from "../inference/infer.ts";
+import type { RouteConfig } from "../../../src/contracts/experiments.ts";
+import { AppError } from "../../../src/errors.ts";
+import { openAdapter, resolveModel } from "../inference/infer.ts";
 import { rank } from "../pool/rendezvous.ts";
 import type { Runner, RunnerClient } from "../pool/runner-client.ts";
 import { RegistryStore, type VersionRow } from "../registry/registry-store.ts";
@@ -36,12 +38,39 @@ async function push(env: Env, client: RunnerClient, runner: Runner, row: Version
   }
 }
 
-/** Pushes one version to its rendezvous owner. */
-export async function warmVersion(env: Env, client: RunnerClient, row: VersionRow): Promise<void> {
-  if (!client.fleet) return;
+/** Pushes one version to its rendezvous owner; true when that runner took it. */
+export async function warmVersion(env: Env, client: RunnerClient, row: VersionRow): Promise<boolean> {
+  if (!client.fleet) return false;
   await client.sync();
   const target = owner(client, row.runner_adapter_id, row.base_model_id);
-  if (target !== undefined) await push(env, client, target, row);
+  return target !== undefined && (await push(env, client, target, row));
+}
+
+/**
+ * Pushes the version each variant of a route that just started resolves to now (live variants with a share,
+ * and shadows, which get copies; base-model variants need nothing) to its rendezvous owner, each content once.
+ * A target that no longer resolves is skipped: its requests are refused by name as they come.
+ */
+export async function warmRoute(
+  env: Env,
+  client: RunnerClient,
+  tenant: string,
+  config: RouteConfig,
+): Promise<number> {
+  if (!client.fleet) return 0;
+  const rows = new Map<string, VersionRow>();
+  for (const v of config.variants) {
+    if (v.cut !== null || (!v.shadow && v.weight === 0)) continue;
+    try {
+      const target = await resolveModel(env, tenant, v.target);
+      if (target.kind === "adapter") rows.set(target.row.runner_adapter_id, target.row);
+    } catch (error) {
+      if (!(error instanceof AppError) || error.status >= 500) throw error;
+    }
+  }
+  let pushed = 0;
+  for (const row of rows.values()) if (await warmVersion(env, client, row)) pushed++;
+  return pushed;
 }
 
 /**
