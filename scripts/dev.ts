@@ -1,9 +1,11 @@
 // `npm start`: the whole pipeline on one machine, no GPU, no network. Creates the demo model when missing,
 // trains the demo adapters on its warmed base on first start (scripts/demo-data/dev-demo.ts), applies D1
-// migrations, starts the runner(s) and the edge (`wrangler dev`, D1 and R2 persisted under the data folder),
-// bootstraps the operator token and a demo tenant, registers the base model, publishes the adapters found
-// beside the model and the demo's, starts the demo experiment, and prints examples. A second start reuses
-// all of it; Ctrl-C stops every process it started.
+// migrations, starts the runner(s) and the edge (wrangler's dev server, D1 and R2 persisted under the data
+// folder), bootstraps the operator token and a demo tenant, registers the base model, publishes the adapters
+// found beside the model and the demo's, starts the demo experiment, and prints examples. A second start
+// reuses all of it; Ctrl-C stops every process it started. No secret goes on a child's command line and the
+// data folder is its owner's alone (README: Security model).
+import { chmod, mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type ArgsDef, defineCommand, type ParsedArgs, runMain } from "citty";
 import { DEMO_ASK, prepareDemo, publishDemo } from "./demo-data/dev-demo.ts";
@@ -11,6 +13,7 @@ import { examples } from "./lib/dev-examples.ts";
 import {
   adapterSourcesIn,
   CREDENTIALS_FILE,
+  EDGE_VARS_FILE,
   EdgeAdmin,
   ensureDemoModel,
   loadCredentials,
@@ -43,6 +46,10 @@ const ARGS = {
   runners: { type: "string", default: "1", description: "runner processes to start" },
   port: { type: "string", default: "8787", description: "edge port" },
   "runner-port": { type: "string", default: "8000", description: "first runner's port (the others follow)" },
+  inspector: {
+    type: "string",
+    description: "open wrangler's devtools inspector on this port (off by default: it runs code in the edge)",
+  },
   quiet: { type: "boolean", default: false, description: "do not echo the children's output" },
 } satisfies ArgsDef;
 
@@ -82,6 +89,13 @@ async function start(args: ParsedArgs<typeof ARGS>): Promise<void> {
   const firstRunnerPort = int("runner-port", args["runner-port"], 1, 65535);
   const runnerCount = int("runners", args.runners, 1, 16);
   const demoAdapters = int("demo-adapters", args["demo-adapters"], 0, 64);
+  const inspectorPort = args.inspector === undefined ? undefined : int("inspector", args.inspector, 1, 65535);
+
+  // The data folder holds the operator token, every tenant's keys (hashed), adapters and D1: its owner's
+  // alone. Everything made below inherits the mask; what an older start left is narrowed by hand.
+  process.umask(0o077);
+  await mkdir(data, { recursive: true });
+  await chmod(data, 0o700);
 
   if (await ensureDemoModel(modelDir, demoAdapters)) console.log(`made the demo model in ${modelDir}`);
   // The demo adapters are trained against the warmed base (see the README's Training section): serve it.
@@ -107,6 +121,8 @@ async function start(args: ParsedArgs<typeof ARGS>): Promise<void> {
     adminToken: credentials.adminToken,
     runnerToken: credentials.runnerToken,
     runners: runners.map((r) => ({ url: r.url })),
+    varsFile: join(data, EDGE_VARS_FILE),
+    ...(inspectorPort === undefined ? {} : { inspectorPort }),
     echo: !args.quiet,
   });
   watch(edge);

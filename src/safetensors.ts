@@ -75,9 +75,15 @@ export function parseHeader(prefix: Uint8Array, fileBytes?: number, file = "safe
       `truncated: header says ${headerLength} bytes of JSON but only ${prefix.byteLength - 8} follow`,
     );
   }
-  const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(
-    prefix.subarray(8, 8 + headerLength),
-  );
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(
+      prefix.subarray(8, 8 + headerLength),
+    );
+  } catch {
+    // The decoder's own TypeError would reach callers as a fault (a 500 at the edge): it is the file's.
+    throw invalid(file, "header must be UTF-8 JSON; got bytes that are not valid UTF-8");
+  }
   if (!text.startsWith("{")) throw invalid(file, "header JSON must start with '{'");
   let json: unknown;
   try {

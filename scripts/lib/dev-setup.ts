@@ -24,6 +24,8 @@ const CredentialsSchema = z.strictObject({
 export type Credentials = z.infer<typeof CredentialsSchema>;
 
 export const CREDENTIALS_FILE = "dev-credentials.json";
+/** The edge's variables, secrets included, in wrangler's `.dev.vars` format (mode 600, rewritten each start). */
+export const EDGE_VARS_FILE = "edge.dev.vars";
 
 const secret = (prefix: string) => `${prefix}${randomBytes(24).toString("base64url")}`;
 

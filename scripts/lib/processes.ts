@@ -1,8 +1,11 @@
-// Child processes of the local pipeline: runners (`gpu-runner/serving/main.ts`) and the edge (`wrangler dev` with
-// local D1 and R2). `npm start`, the e2e tests and the edge benchmark all start them through here, so what
-// the tests exercise is what users run. Each child leads its own process group: wrangler starts workerd
-// beneath it, and stopping the group stops both.
+// Child processes of the local pipeline: runners (`gpu-runner/serving/main.ts`) and the edge (wrangler's dev
+// server with local D1 and R2, edge-dev.ts). `npm start`, the e2e tests and the edge benchmark all start them
+// through here, so what the tests exercise is what users run. Each child leads its own process group: wrangler starts workerd
+// beneath it, and stopping the group stops both. Secrets never go on a child's argv, which every local user
+// can read through `ps`: the runner takes RUNNER_TOKEN from its environment, the edge its variables from a
+// mode-600 file.
 import { type ChildProcess, spawn } from "node:child_process";
+import { chmod, mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 
@@ -187,11 +190,46 @@ export interface EdgeOptions {
   runnerToken: string;
   /** More Worker variables (e.g. MAX_LORA_RANK, RUNNER_TIMEOUT_MS). */
   vars?: Record<string, string>;
+  /** Where the Worker's variables are written, mode 600 (default: `edge.dev.vars` in `persistTo`). */
+  varsFile?: string;
+  /** Open wrangler's devtools inspector on this port; off when absent (it runs code in the Worker). */
+  inspectorPort?: number;
   echo?: boolean;
 }
 
 export interface EdgeProcess extends Child {
   url: string;
+}
+
+/** Folders 700 and files 600 under `dir`, `dir` included: D1's and R2's files hold every tenant's data. */
+export async function makePrivate(dir: string): Promise<void> {
+  await chmod(dir, 0o700);
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    const path = join(entry.parentPath, entry.name);
+    if (entry.isDirectory()) await chmod(path, 0o700);
+    else if (entry.isFile()) await chmod(path, 0o600);
+  }
+}
+
+/**
+ * Writes variables in wrangler's `.dev.vars` format, readable by the owner only. Single-quoted values are
+ * taken literally by wrangler's reader and Node's `parseEnv` alike; a value that would end its quotes early
+ * or span lines is refused rather than written wrong.
+ */
+export async function writeVarsFile(path: string, vars: Record<string, string>): Promise<void> {
+  const lines = Object.entries(vars).map(([key, value]) => {
+    if (!/^[A-Z_][A-Z0-9_]*$/.test(key))
+      throw new Error(`Worker variable ${JSON.stringify(key)}: must match [A-Z_][A-Z0-9_]*`);
+    if (/['\n\r]/.test(value)) {
+      throw new Error(
+        `Worker variable ${key}: must not contain a single quote or a line break; got ${JSON.stringify(value)}`,
+      );
+    }
+    return `${key}='${value}'`;
+  });
+  // Removed first, so an older file with a wider mode never holds the new secrets, not even for a moment.
+  await rm(path, { force: true });
+  await writeFile(path, `${lines.join("\n")}\n`, { mode: 0o600, flag: "wx" });
 }
 
 export async function startEdge(options: EdgeOptions): Promise<EdgeProcess> {
@@ -201,19 +239,20 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeProcess> {
     RUNNERS: JSON.stringify(options.runners),
     ...options.vars,
   };
+  await mkdir(options.persistTo, { recursive: true });
+  await makePrivate(options.persistTo);
+  const varsFile = options.varsFile ?? join(options.persistTo, "edge.dev.vars");
+  await writeVarsFile(varsFile, vars);
+  // Not `wrangler dev`: it takes variables only on its argv and always opens an inspector (edge-dev.ts).
   const args = [
-    WRANGLER,
-    "dev",
+    join(ROOT, "scripts/lib/edge-dev.ts"),
+    "--env-file",
+    varsFile,
     "--persist-to",
     options.persistTo,
     "--port",
     String(options.port),
-    "--ip",
-    "127.0.0.1",
-    "--inspector-port",
-    String(await freePort()),
-    "--show-interactive-dev-session=false",
-    ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+    ...(options.inspectorPort === undefined ? [] : ["--inspector-port", String(options.inspectorPort)]),
   ];
   const child = spawnChild("edge", process.execPath, args, { env: WRANGLER_ENV, echo: options.echo });
   const url = `http://127.0.0.1:${options.port}`;

@@ -19,6 +19,9 @@ const SHARED_FLAGS = new Set(["i", "m", "s"]);
 /** Escapes RE2 accepts that Python's re refuses ("bad escape"), so PEFT could never load the pattern. */
 const RE2_ONLY_ESCAPES = new Set(["p", "P", "Q", "E", "C"]);
 
+/** The `(?` openings Python's re accepts besides flag groups and GROUP_REFUSALS (RE2 refuses the last two itself). */
+const PYTHON_GROUP_OPENINGS = ["(?:", "(?P<", "(?#", "(?>"];
+
 const GROUP_REFUSALS: Array<[string, string]> = [
   ["(?=", "a lookahead"],
   ["(?!", "a negative lookahead"],
@@ -135,6 +138,14 @@ function toRe2(pattern: string, field: string, placement: Placement): string {
         throw refuse(
           field,
           `a global flag group such as "(?i)" must start the whole pattern (Python 3.11+ refuses it elsewhere${placement === "embedded" ? ", and PEFT pastes this field into a larger pattern" : ""}); use a scoped group such as "(?i:...)"`,
+          pattern,
+        );
+      }
+      // RE2 also reads `(?)`, `(?-)` and `(?<name>` as groups; Python's re refuses them, so PEFT never loads them.
+      if (flags === null && !PYTHON_GROUP_OPENINGS.some((opening) => pattern.startsWith(opening, i))) {
+        throw refuse(
+          field,
+          `"${pattern.slice(i, i + 4)}" opens no group Python's re knows (PEFT's re refuses it); use "(?:" for a group, "(?P<name>" for a named one`,
           pattern,
         );
       }

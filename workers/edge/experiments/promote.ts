@@ -83,6 +83,15 @@ export async function promote(a: Actor, route: StoredRoute, p: Promotion) {
     const now = await a.store.find(a.tenant, route.name);
     if (now?.version !== route.version) throw await a.store.conflict(route);
     const at = (await registry.adapters(a.tenant, name))[0]?.aliases[p.alias] ?? null;
+    // The alias write also fails when its target is yanked (a yank won the race): the alias can be exactly
+    // where the caller expected, so the compare-and-set message below would contradict itself.
+    if ((await registry.version(a.tenant, name, version)).yanked_at !== null) {
+      throw new AppError(
+        "conflict",
+        `variant: ${variant.name} serves ${name}@${version}, which was yanked while it was being promoted; an alias cannot point at a yanked version, so ${name}@${p.alias} stays ${at === null ? "unset" : `at version ${at}`} and route ${route.name} keeps running`,
+        { param: "variant" },
+      );
+    }
     throw new AppError(
       "conflict",
       `alias ${name}@${p.alias} ${at === null ? "does not exist" : `is at version ${at}`}; expected ${move.expected === null ? "it not to exist" : `version ${move.expected}`}`,

@@ -177,6 +177,13 @@ export class BlobStore {
     return { created: true };
   }
 
+  /** The tenant's staged uploads (not blobs, not multipart uploads in flight), at most `limit` of them. */
+  async listStaged(tenantId: string, limit: number): Promise<{ id: string; uploadedAt: number }[]> {
+    const prefix = uploadKey(tenantId, "");
+    const listed = await this.#bucket.list({ prefix, limit });
+    return listed.objects.map((o) => ({ id: o.key.slice(prefix.length), uploadedAt: o.uploaded.getTime() }));
+  }
+
   async discardUpload(tenantId: string, id: string): Promise<void> {
     await this.#bucket.delete(uploadKey(tenantId, id));
   }

@@ -17,6 +17,7 @@ import type { BaseModelStore, StoredBaseModel } from "./base-model-store.ts";
 import type { BlobStore, StagedUpload } from "./blob-store.ts";
 import type { RegistryStore, VersionRow } from "./registry-store.ts";
 import type { UploadStore } from "./upload-store.ts";
+import { sweepUploads } from "./upload-sweep.ts";
 import { finiteWeightsCheck } from "./weights-check.ts";
 
 export interface PublishDeps {
@@ -47,6 +48,10 @@ export interface PublishInput {
 const WEIGHTS_FILE = PEFT_WEIGHTS_FILE;
 
 export async function publishVersion(deps: PublishDeps, input: PublishInput): Promise<VersionRow> {
+  // Housekeeping of the tenant's dead uploads (upload-sweep.ts): its failure is logged, never this publish's.
+  await sweepUploads(deps, input.tenant, Date.now()).catch((error: unknown) => {
+    console.error(`upload sweep for tenant ${input.tenant} failed:`, error);
+  });
   const upload = await deps.blobs.staged(input.tenant, input.request.upload);
   if (upload === null) {
     throw new AppError("not_found", `upload ${input.request.upload} does not exist (or was already used)`, {

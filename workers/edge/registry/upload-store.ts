@@ -6,6 +6,8 @@ import { nowIso, parseRow, parseRows } from "../common/d1.ts";
 
 const MultipartRowSchema = z.object({ upload_id: z.string() });
 const PartRowSchema = z.object({ part_number: z.number().int(), etag: z.string() });
+const ClaimRowSchema = z.object({ upload: z.string(), claimed_at: z.string() });
+const OpenRowSchema = z.object({ upload: z.string(), upload_id: z.string(), created_at: z.string() });
 
 export class UploadStore {
   readonly #db: D1Database;
@@ -27,6 +29,36 @@ export class UploadStore {
       .bind(tenant, upload, nowIso())
       .run();
     return inserted.meta.changes === 1;
+  }
+
+  /** When each of these uploads was claimed (by a publish or a sweep); uploads never claimed are absent. */
+  async claimTimes(tenant: string, uploads: string[]): Promise<Map<string, string>> {
+    if (uploads.length === 0) return new Map();
+    const { results } = await this.#db
+      .prepare(
+        "SELECT upload, claimed_at FROM upload_claims WHERE tenant = ?1 AND upload IN (SELECT value FROM json_each(?2))",
+      )
+      .bind(tenant, JSON.stringify(uploads))
+      .all();
+    return new Map(parseRows(ClaimRowSchema, results, "upload_claims").map((r) => [r.upload, r.claimed_at]));
+  }
+
+  /** Multipart uploads of this tenant opened before `before` and neither completed nor aborted, oldest first. */
+  async openedBefore(
+    tenant: string,
+    before: string,
+    limit: number,
+  ): Promise<{ upload: string; uploadId: string }[]> {
+    const { results } = await this.#db
+      .prepare(
+        "SELECT upload, upload_id, created_at FROM multipart_uploads WHERE tenant = ? AND created_at < ? ORDER BY created_at LIMIT ?",
+      )
+      .bind(tenant, before, limit)
+      .all();
+    return parseRows(OpenRowSchema, results, "multipart_uploads").map((r) => ({
+      upload: r.upload,
+      uploadId: r.upload_id,
+    }));
   }
 
   async openMultipart(tenant: string, upload: string, uploadId: string): Promise<void> {

@@ -3,6 +3,7 @@
 // same checks hold: a yank is refused while an alias points at the version, an alias move is compare-and-set.
 import { Hono } from "hono";
 import { z } from "zod";
+import { decimalIntegerText } from "../../../../src/contracts/admin.ts";
 import { AdapterNameSchema, AliasNameSchema } from "../../../../src/contracts/names.ts";
 import { AppError } from "../../../../src/errors.ts";
 import { validate } from "../../../../src/http/validate.ts";
@@ -14,14 +15,15 @@ import { AdapterListPage, AdapterPage } from "../views/adapters.tsx";
 import { noticeFrom, redirectWithNotice } from "./notices.ts";
 
 const NameParam = z.strictObject({ name: AdapterNameSchema });
-const VersionParam = NameParam.extend({ version: z.coerce.number().int().min(1) });
+// Decimal digits only, as the admin API reads them: coercion would take "1e0", "0x1", " 1" and "" (as 0).
+const VersionParam = NameParam.extend({ version: decimalIntegerText(1) });
 
 const MoveAliasForm = z.strictObject({
   csrf: z.string(),
   alias: AliasNameSchema,
-  version: z.coerce.number().int().min(1),
+  version: decimalIntegerText(1),
   /** A version number (compare-and-set), "none" (must not exist yet). */
-  expected: z.union([z.literal("none"), z.coerce.number().int().min(1)]),
+  expected: z.union([z.literal("none"), decimalIntegerText(1)]),
 });
 
 const YankForm = z.strictObject({ csrf: z.string() });

@@ -4,6 +4,7 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { z } from "zod";
+import { decimalIntegerText } from "../../../../src/contracts/admin.ts";
 import { CompareRequestSchema } from "../../../../src/contracts/experiments.ts";
 import { formatIssues, problemsError } from "../../../../src/contracts/issues.ts";
 import { compare, compareRequest } from "../../experiments/compare.ts";
@@ -24,7 +25,8 @@ const CompareForm = z.strictObject({
     (m) => (m === undefined ? [] : Array.isArray(m) ? m : [m]),
     z.array(z.string()).min(1, "must name at least one model (tick a box)"),
   ),
-  max_tokens: z.coerce.number().int().min(1).max(4096).default(DEFAULT_MAX_TOKENS),
+  // Decimal digits only: coercion would take "1e3", "0x10" and " 8".
+  max_tokens: decimalIntegerText(1, 4096).default(DEFAULT_MAX_TOKENS),
 });
 
 async function choicesFor(c: Context<ConsoleEnv>): Promise<CompareChoices> {

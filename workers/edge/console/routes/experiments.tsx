@@ -4,6 +4,7 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { z } from "zod";
+import { decimalIntegerText } from "../../../../src/contracts/admin.ts";
 import type { Route } from "../../../../src/contracts/experiments.ts";
 import { NameSchema, RouteNameSchema } from "../../../../src/contracts/names.ts";
 import { AppError } from "../../../../src/errors.ts";
@@ -19,7 +20,8 @@ import { ExperimentListPage, ExperimentPage } from "../views/experiments.tsx";
 import { noticeFrom, redirectWithNotice } from "./notices.ts";
 
 const RouteParam = z.strictObject({ route: RouteNameSchema });
-const RouteVersion = z.coerce.number().int().min(1);
+// Decimal digits only: coercion would take "1e0", "0x1", " 1" and "".
+const RouteVersion = decimalIntegerText(1);
 const PromoteForm = z.strictObject({
   csrf: z.string(),
   routeVersion: RouteVersion,
