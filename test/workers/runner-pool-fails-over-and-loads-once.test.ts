@@ -3,6 +3,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
+import { TENANT_HEADER } from "../../src/contracts/runner.ts";
 import { createApp } from "../../workers/edge/app.ts";
 import { PoolState } from "../../workers/edge/pool/pool-state.ts";
 import { createRunnerClient } from "../../workers/edge/pool/runner-client.ts";
@@ -13,7 +14,7 @@ const TOKENS = ["tok-a", "tok-b", "tok-c"];
 type Handler = (req: Request) => Promise<Response> | Response;
 
 let handlers: Map<string, Handler>;
-let calls: { runner: string; method: string; path: string; auth: string | null }[];
+let calls: { runner: string; method: string; path: string; auth: string | null; tenant?: string | null }[];
 let state: PoolState;
 
 const completion = (who: string) =>
@@ -47,6 +48,7 @@ const app = createApp({
           method: req.method,
           path: pathname,
           auth: req.headers.get("authorization"),
+          tenant: req.headers.get(TENANT_HEADER),
         });
         const handler = handlers.get(origin);
         if (handler === undefined) throw new TypeError("fetch failed: connection refused");
@@ -168,6 +170,16 @@ describe("runner pool", () => {
     for (let i = 0; i < 3; i++) expect((await ask(key, "pool")).status).toBe(200);
     expect(posts().map((c) => c.runner)).toEqual([holder, holder, holder]);
     expect(calls.filter((c) => c.method === "PUT")).toEqual([]);
+  });
+
+  it("names the tenant to the runner on every inference call, so runners schedule tenants fairly", async () => {
+    const spec = await demoBase();
+    const { tenant, key } = await newTenant();
+    await publish(key, "pool", adapterFiles(spec, { seed: 43 }));
+    expect((await ask(key, "pool")).status).toBe(200);
+    expect((await ask(key, spec.id)).status).toBe(200);
+    expect(posts().length).toBeGreaterThanOrEqual(2);
+    expect(posts().every((c) => c.tenant === tenant)).toBe(true);
   });
 
   it("fails over before the first byte on a refused connection, a 5xx and a timeout, in turn", async () => {

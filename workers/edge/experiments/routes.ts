@@ -147,7 +147,10 @@ export const experimentRoutes = new Hono<EdgeEnv>()
     return c.json(
       await compare(async (model) => {
         const target = await resolveModel(c.env, tenant, model);
-        return { target, res: await forwardInference({ env: c.env, runner, path, body, target, requestId }) };
+        return {
+          target,
+          res: await forwardInference({ env: c.env, runner, path, body, target, requestId, tenant }),
+        };
       }, request.models),
     );
   });

@@ -35,6 +35,8 @@ export interface InferInput {
   body: Record<string, unknown>;
   target: Target;
   requestId: string;
+  /** The tenant the request runs for: runners schedule tenants fairly by it. */
+  tenant: string;
   /** Time spent resolving `model`, for `server-timing`. */
   resolveMs?: number;
   /** The client's request signal: when it aborts, the upstream request is cancelled. */
@@ -69,6 +71,7 @@ export async function forwardInference(input: InferInput): Promise<Response> {
     baseModel: target.kind === "base" ? target.id : target.row.base_model_id,
     adapter,
     requestId: input.requestId,
+    tenant: input.tenant,
     signal: input.signal,
     timing,
   });

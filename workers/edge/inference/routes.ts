@@ -68,6 +68,7 @@ async function infer(
         body: upstream.body,
         target,
         requestId: c.get("requestId"),
+        tenant,
         resolveMs: performance.now() - resolveStarted,
         signal: detached ? undefined : c.req.raw.signal,
         waitUntil: waitUntilOf(c),

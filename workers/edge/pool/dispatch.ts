@@ -16,6 +16,8 @@ export interface DispatchInput {
   /** Set when the request needs an adapter; `open` streams its weights from R2. */
   adapter: { adapterId: string; open: () => Promise<AdapterLoad> } | null;
   requestId: string;
+  /** The tenant the request runs for, passed to the runner (ForwardInit.tenant). */
+  tenant?: string;
   signal?: AbortSignal;
   timing: ServerTiming;
 }
@@ -54,6 +56,7 @@ async function forward(input: DispatchInput, runner: Runner) {
   const started = performance.now();
   const sent = await input.client.forward(runner, input.path, input.body, {
     requestId: input.requestId,
+    tenant: input.tenant,
     signal: input.signal,
   });
   return { sent, ms: performance.now() - started };

@@ -9,6 +9,7 @@ import {
   ADAPTER_NAME_HEADER,
   encodeAdapterConfigHeader,
   ResidentAdapterListSchema,
+  TENANT_HEADER,
   RunnerHealthSchema,
   WEIGHTS_SHA256_HEADER,
 } from "../../../src/contracts/runner.ts";
@@ -100,6 +101,8 @@ export interface RunnerClient {
 
 export interface ForwardInit {
   requestId: string;
+  /** The tenant the request runs for: the runner schedules tenants fairly by it (TENANT_HEADER). */
+  tenant?: string;
   timeoutMs?: number;
   /** Aborts the upstream request, also after its first byte (a client that went away). */
   signal?: AbortSignal;
@@ -179,7 +182,11 @@ class RunnerPool implements RunnerClient {
   forward(r: Runner, path: string, body: unknown, init: ForwardInit): Promise<Forwarded> {
     const request = {
       method: "POST",
-      headers: { ...authHeaders(r, init.requestId), "content-type": "application/json" },
+      headers: {
+        ...authHeaders(r, init.requestId),
+        "content-type": "application/json",
+        ...(init.tenant === undefined ? {} : { [TENANT_HEADER]: init.tenant }),
+      },
       body: JSON.stringify(body),
     };
     return this.#send(r, path, request, init.timeoutMs ?? this.#pool.timeoutMs, init.signal);

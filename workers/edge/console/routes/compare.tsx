@@ -84,7 +84,10 @@ export const comparePages = new Hono<ConsoleEnv>()
     const requestId = c.get("requestId");
     const response = await compare(async (model) => {
       const target = await resolveModel(c.env, tenant, model);
-      return { target, res: await forwardInference({ env: c.env, runner, path, body, target, requestId }) };
+      return {
+        target,
+        res: await forwardInference({ env: c.env, runner, path, body, target, requestId, tenant }),
+      };
     }, request.models);
     return c.html(
       <ComparePage
