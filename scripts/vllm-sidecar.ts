@@ -6,12 +6,12 @@
 // and --max-cpu-loras >= this --max-loras; it must read --dir at the same path.
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
-import { serve } from "@hono/node-server";
 import { defineCommand } from "citty";
 import { packageVersion, runChecked } from "../cli/flags.ts";
 import { reportFailure } from "../cli/report.ts";
-import { DrainGate, drainer, FleetMember } from "../gpu-runner/serving/fleet.ts";
+import { DrainGate } from "../gpu-runner/serving/fleet.ts";
 import { parseFleetFlags } from "../gpu-runner/serving/fleet-flags.ts";
+import { startMemberProcess } from "../gpu-runner/serving/member-process.ts";
 import { LINEAR_KINDS, type LinearKind } from "../src/contracts/base-model.ts";
 import { RunnerModelListSchema } from "../src/contracts/runner-vllm.ts";
 import { AppError } from "../src/errors.ts";
@@ -94,30 +94,34 @@ const command = defineCommand({
       const base = await vllmBase(vllmUrl, vllmKey);
       const dir = resolve(args.dir);
       await mkdir(dir, { recursive: true });
+      const baseModel = args["base-model"] ?? base.id;
+      // the gate is built first: the app reads it for /ready, and member-process.ts drains through it
+      const gate = new DrainGate();
       const sidecar = createSidecar({
         vllmUrl,
         vllmKey,
         dir,
-        baseModel: args["base-model"] ?? base.id,
+        baseModel,
         maxLoras,
         maxLoraRank,
         runnerToken: process.env.RUNNER_TOKEN || null,
         version: packageVersion(),
+        drain: gate,
       });
-      const gate = new DrainGate();
-      let member: FleetMember | null = null;
-      const server = serve({ fetch: gate.wrap(sidecar.app.fetch), hostname: args.host, port }, (info) => {
-        console.log(`vllm-sidecar: ${base.id} at ${vllmUrl}, listening on http://${args.host}:${info.port}`);
-        if (fleet === null) return;
-        member = new FleetMember({
-          edgeUrl: fleet.edgeUrl,
-          token: fleet.token,
+      startMemberProcess({
+        name: "vllm-sidecar",
+        fetch: sidecar.app.fetch,
+        gate,
+        host: args.host,
+        port,
+        fleet,
+        membership: ({ url, capacity }) => ({
           info: {
-            url: fleet.advertiseUrl ?? `http://${args.host}:${info.port}`,
+            url,
             kind: "vllm",
-            baseModel: args["base-model"] ?? base.id,
+            baseModel,
             baseModelFingerprint: null,
-            capacity: fleet.capacity,
+            capacity,
             maxLoraRank,
             targetModules: kinds as LinearKind[],
             slots: maxLoras,
@@ -125,25 +129,11 @@ const command = defineCommand({
             version: packageVersion(),
           },
           report: () => ({ inFlight: gate.inFlight, queueDepth: 0, resident: sidecar.resident() }),
-          onDrainRequested: () => void stop(),
-        });
-        void member.join().catch((error: unknown) => {
-          console.error(`vllm-sidecar: ${(error as Error).message}`);
-          process.exit(1);
-        });
+        }),
+        onListening: (bound) =>
+          console.log(`vllm-sidecar: ${base.id} at ${vllmUrl}, listening on http://${args.host}:${bound}`),
+        process,
       });
-      const drain = drainer({
-        gate,
-        get member() {
-          return member;
-        },
-        close: async () => {
-          server.close();
-        },
-      });
-      const stop = () => drain().then(() => process.exit(0));
-      process.on("SIGINT", stop);
-      process.on("SIGTERM", stop);
     } catch (error) {
       reportFailure(error, false);
     }

@@ -1,14 +1,14 @@
 // `npm run runner -- --model <hf-dir> [--lora name=dir ...]` (or vLLM's spellings: `<hf-dir> --lora-modules name=dir ...`, config.ts): the only file that reads process.env.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { serve } from "@hono/node-server";
 import { renderUsage } from "citty";
 import { EXIT, wantsHelp, wantsVersion } from "../../cli/flags.ts";
 import { AppError } from "../../src/errors.ts";
 import { createEngine } from "../engine/engine.ts";
 import { parseConfig, RUNNER_ARGS } from "./config.ts";
-import { DrainGate, drainer, FleetMember, runnerMembership } from "./fleet.ts";
+import { DrainGate, runnerMembership } from "./fleet.ts";
 import { createApp } from "./http/app.ts";
+import { startMemberProcess } from "./member-process.ts";
 import { buildRunner } from "./runtime.ts";
 
 const COMMAND = {
@@ -46,53 +46,36 @@ async function main(): Promise<void> {
     console.error(`runner: ${error.message}\nrun with --help for the flags`);
     process.exit(EXIT.usage);
   });
-  // Drain (fleet.ts): SIGTERM or the edge's word stops new work, lets running requests finish, then leaves;
-  // the app sees the gate so /ready fails meanwhile.
+  // Drain (member-process.ts): SIGTERM or the edge's word stops new work, lets running requests finish, then
+  // leaves; the app sees the gate so /ready fails meanwhile.
   const gate = new DrainGate();
   const app = createApp({ ...runner.deps, drain: gate });
-  let member: FleetMember | null = null;
-  const server = serve({ fetch: gate.wrap(app.fetch), hostname: config.host, port: config.port }, (info) => {
-    const { info: model } = runner.deps.engine;
-    const mode =
-      runner.deps.tokenizer.mode === "token_ids"
-        ? ", token-ids mode (no tokenizer.json: /v1/completions takes token-id prompts only)"
-        : "";
-    console.log(
-      `runner: ${model.id} (${model.architecture}) on ${config.device}/${config.backend}, ${config.maxLoras} adapter slots${mode}, listening on http://${config.host}:${info.port}`,
-    );
-    // without a key no caller can be told from another, so the edge's tenant header is not trusted
-    if (config.runnerToken === null)
-      console.log(
-        "runner: no API key (--api-key, VLLM_API_KEY or RUNNER_TOKEN): x-lora-edge-tenant is not honoured, every request is scheduled as the runner's own",
-      );
-    if (config.fleet === null) return;
-    const { fleet } = config;
-    const url = fleet.advertiseUrl ?? `http://${config.host}:${info.port}`;
-    const membership = runnerMembership(runner.deps, { url, capacity: fleet.capacity, gate });
-    member = new FleetMember({
-      edgeUrl: fleet.edgeUrl,
-      token: fleet.token,
-      ...membership,
-      onDrainRequested: () => void stop(),
-    });
-    void member.join().catch((error: unknown) => {
-      console.error(`runner: ${(error as Error).message}`);
-      process.exit(1);
-    });
-  });
-  const drain = drainer({
+  startMemberProcess({
+    name: "runner",
+    fetch: app.fetch,
     gate,
-    get member() {
-      return member;
+    host: config.host,
+    port: config.port,
+    fleet: config.fleet,
+    membership: (where) => runnerMembership(runner.deps, { ...where, gate }),
+    onListening: (port) => {
+      const { info: model } = runner.deps.engine;
+      const mode =
+        runner.deps.tokenizer.mode === "token_ids"
+          ? ", token-ids mode (no tokenizer.json: /v1/completions takes token-id prompts only)"
+          : "";
+      console.log(
+        `runner: ${model.id} (${model.architecture}) on ${config.device}/${config.backend}, ${config.maxLoras} adapter slots${mode}, listening on http://${config.host}:${port}`,
+      );
+      // without a key no caller can be told from another, so the edge's tenant header is not trusted
+      if (config.runnerToken === null)
+        console.log(
+          "runner: no API key (--api-key, VLLM_API_KEY or RUNNER_TOKEN): x-lora-edge-tenant is not honoured, every request is scheduled as the runner's own",
+        );
     },
-    close: async () => {
-      server.close();
-      await runner.close();
-    },
+    close: () => runner.close(),
+    process,
   });
-  const stop = () => drain().then(() => process.exit(0));
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
 }
 
 main().catch((error: unknown) => {

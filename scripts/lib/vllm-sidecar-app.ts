@@ -1,5 +1,5 @@
 // The vLLM sidecar's HTTP app (README, "vLLM servers as members"): it speaks the runner API the edge uses
-// (PUT /v1/adapters/{id}, /v1/adapters, OpenAI inference, /health, /metrics) and turns it into vLLM's: an
+// (PUT /v1/adapters/{id}, /v1/adapters, OpenAI inference, /health, /ready, /metrics) and turns it into vLLM's: an
 // adapter push becomes a PEFT folder under --dir plus `POST /v1/load_lora_adapter` with the content id as
 // `lora_name`; eviction (beyond --max-loras, least recently used, never one in use) is
 // `POST /v1/unload_lora_adapter`. vLLM's errors become ours. It reads nothing global: deps come in.
@@ -17,6 +17,7 @@ import {
   decodeAdapterConfigHeader,
   type ResidentAdapter,
   type RunnerHealth,
+  type RunnerReady,
   WEIGHTS_SHA256_HEADER,
 } from "../../src/contracts/runner.ts";
 import { sha256Hex } from "../../src/crypto.ts";
@@ -41,6 +42,8 @@ export interface SidecarDeps {
   /** The secret the edge sends (RUNNER_TOKEN); null: none. */
   runnerToken: string | null;
   version: string;
+  /** The drain gate in front of the app (gpu-runner/serving/fleet.ts): /ready fails while it drains. */
+  drain?: { readonly draining: boolean };
   fetch?: typeof fetch;
   now?: () => number;
 }
@@ -59,6 +62,9 @@ interface Loaded {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** How long /ready waits for vLLM's /health: a probe must answer within the orchestrator's probe timeout. */
+export const VLLM_HEALTH_TIMEOUT_MS = 2_000;
 
 /** vLLM's error body is `{object:"error", message, ...}` (older) or OpenAI's `{error:{message}}`. */
 function vllmMessage(text: string): string {
@@ -325,6 +331,30 @@ export function createSidecar(deps: SidecarDeps) {
       version: deps.version,
     };
     return c.json(health);
+  });
+  // Readiness, as the runner's (gpu-runner/serving/http/ops-routes.ts): 503 from the first moment of a drain,
+  // and while vLLM itself does not answer its /health, since then every forwarded request would fail; /health
+  // above stays the sidecar's liveness, so an orchestrator waits for vLLM instead of restarting the sidecar.
+  app.get("/ready", async (c) => {
+    const unready = (message: string) =>
+      c.json(errorEnvelope(new AppError("unavailable", message)), 503, { "retry-after": "1" });
+    if (deps.drain?.draining === true)
+      return unready(
+        "this sidecar is draining: it takes no new requests and exits once the running ones finish",
+      );
+    let res: Response;
+    try {
+      res = await send(`${deps.vllmUrl}/health`, {
+        headers: deps.vllmKey === null ? {} : { authorization: `Bearer ${deps.vllmKey}` },
+        signal: AbortSignal.timeout(VLLM_HEALTH_TIMEOUT_MS),
+      });
+      await res.body?.cancel();
+    } catch (error) {
+      return unready(`vLLM at --vllm did not answer /health (${(error as Error).message})`);
+    }
+    if (!res.ok) return unready(`vLLM at --vllm answered /health with ${res.status}`);
+    const ready: RunnerReady = { status: "ready", model: deps.baseModel };
+    return c.json(ready);
   });
   app.get("/metrics", (c) =>
     c.text(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }),

@@ -22,6 +22,7 @@ import {
   waitUntilReady,
 } from "../../scripts/lib/processes.ts";
 import type { PoolEntry } from "../../src/contracts/fleet.ts";
+import { RunnerReadySchema } from "../../src/contracts/runner.ts";
 
 const ADMIN = "sidecar-operator-token-0123456789";
 const EDGE_TO_RUNNERS = "sidecar-runner-token-0123456789";
@@ -196,8 +197,41 @@ describe("a vLLM server behind the sidecar", () => {
     expect((await vllmAdapters()).length).toBe(2);
   });
 
-  it("drains on SIGTERM: leaves the fleet and exits 0", async () => {
-    await sidecar.stop(20_000);
+  it("is ready while vLLM answers; on SIGTERM fails /ready, finishes the running stream, leaves and exits 0", async () => {
+    const ready = await fetch(`${sidecarUrl}/ready`);
+    expect(ready.status).toBe(200);
+    expect(RunnerReadySchema.parse(await ready.json())).toEqual({ status: "ready", model: base });
+    // a long stream straight to the sidecar, as the edge sends one, still running when the drain starts
+    const stream = await fetch(`${sidecarUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${EDGE_TO_RUNNERS}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        model: base,
+        messages: [{ role: "user", content: "Tell me a long story." }],
+        max_tokens: 1500,
+        ignore_eos: true,
+        stream: true,
+      }),
+    });
+    expect(stream.status).toBe(200);
+    const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
+    let text = new TextDecoder().decode((await reader.read()).value);
+    process.kill(sidecar.process.pid as number, "SIGTERM");
+    // the drain has begun once it says so, with the stream counted
+    while (!sidecar.log().includes("draining: 1 request(s) in flight"))
+      await new Promise((r) => setTimeout(r, 50));
+    const draining = await fetch(`${sidecarUrl}/ready`);
+    expect(draining.status).toBe(503);
+    const refusal = (await draining.json()) as { error: { code: string; message: string } };
+    expect(refusal.error.code).toBe("unavailable");
+    expect(refusal.error.message).toContain("draining");
+    // liveness holds while it drains: an orchestrator must not restart it now
+    expect((await fetch(`${sidecarUrl}/health`)).status).toBe(200);
+    for (let r = await reader.read(); !r.done; r = await reader.read())
+      text += new TextDecoder().decode(r.value);
+    const events = text.split("\n").filter((l) => l.startsWith("data: "));
+    expect(events.at(-1)).toBe("data: [DONE]");
+    expect(text).not.toContain('"error"');
     expect(await sidecar.exited).toBe(0);
     const list = (await admin.expect(await admin.call("GET", "/admin/runners", ADMIN), [200], "runners")) as {
       data: PoolEntry[];
@@ -205,5 +239,35 @@ describe("a vLLM server behind the sidecar", () => {
     expect(list.data).toEqual([]);
     const res = await ask("a1");
     expect(res.status).toBe(503);
+  });
+
+  it("fails /ready while its vLLM server does not answer, and /health stays its liveness", async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const alone = spawnChild(
+      "vllm-sidecar (no fleet)",
+      process.execPath,
+      [
+        "scripts/vllm-sidecar.ts",
+        "--vllm",
+        vllm.url,
+        "--dir",
+        join(work, "lora-alone"),
+        "--port",
+        String(port),
+      ],
+      { env: { VLLM_API_KEY: VLLM_KEY, RUNNER_TOKEN: EDGE_TO_RUNNERS } },
+    );
+    children.push(alone);
+    await waitUntilReady(`${url}/ready`, alone);
+    await vllm.stop(20_000);
+    const res = await fetch(`${url}/ready`);
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("unavailable");
+    expect(body.error.message).toContain("/health");
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+    await alone.stop(20_000);
+    expect(await alone.exited).toBe(0);
   });
 });
