@@ -2,7 +2,8 @@
 // and 429 with `retry-after` (which the official SDKs wait for before they retry) when a limit is reached.
 import { AppError } from "../../../src/errors.ts";
 import { formatReset } from "../../../src/limits/token-bucket.ts";
-import type { LimitSnapshot, Verdict } from "./limiter.ts";
+import type { Refusal } from "./allowance-lease.ts";
+import type { LimitSnapshot } from "./limiter.ts";
 
 export function limitHeaders(snapshot: LimitSnapshot): [string, string][] {
   const out: [string, string][] = [];
@@ -39,7 +40,7 @@ export class LimitRefusal {
   }
 }
 
-export function rateLimitRefusal(verdict: Extract<Verdict, { ok: false }>): LimitRefusal {
+export function rateLimitRefusal(verdict: Refusal): LimitRefusal {
   const unit = verdict.kind === "requests" ? "requests per minute (RPM)" : "tokens per minute (TPM)";
   const wait = formatReset(verdict.retryAfterMs);
   const error = new AppError(

@@ -1,8 +1,9 @@
-// Metering and limits around one inference request: admission by the tenant's meter before anything else
-// (skipped when neither the key nor its tenant has a limit or budget, so unlimited callers pay no round
-// trip), and one usage record per answer (the live one, and each shadow copy) sent to the meter in
+// Metering and limits around one inference request: admission before anything else, from this isolate's
+// leases on the tenant's buckets (limits/allowance-lease.ts; skipped when neither the key nor its tenant has
+// a limit or budget), and one usage record per answer (the live one, and each shadow copy) sent to the meter in
 // waitUntil once the answer has ended. The meter is a Durable Object (usage/tenant-meter.ts).
 import { AppError } from "../../../src/errors.ts";
+import { AllowanceLeases, type LeaseDeps } from "../limits/allowance-lease.ts";
 import type { LimitSnapshot, LimitsInput } from "../limits/limiter.ts";
 import { quotaRefusal, rateLimitRefusal } from "../limits/limit-headers.ts";
 import type { AppliedLimits } from "../tenants/key-store.ts";
@@ -18,7 +19,36 @@ import { type ClientUsage, type Counted, streamUsage, tapPlain, tapStream } from
 export const USAGE_BATCH_MS = 50;
 
 type Batch = RecordInput["requests"];
-const open = new Map<string, { items: Batch; sent: Promise<void> }>();
+interface OpenBatch {
+  meters: DurableObjectNamespace<TenantMeter>;
+  items: Batch;
+  /** Settles when the batch's own timer has fired and the batch was sent (by it, or earlier by a flush). */
+  due: Promise<void>;
+  taken: boolean;
+}
+const open = new Map<string, OpenBatch>();
+
+/**
+ * Sends a batch from the request that calls this, once: a flush makes the meter call itself rather than
+ * hurrying another request's timer, so the call's I/O belongs to the request that waits for it (workerd
+ * ties I/O to the request that started it).
+ */
+async function send(tenant: string, batch: OpenBatch) {
+  if (batch.taken) return;
+  batch.taken = true;
+  if (open.get(tenant) === batch) open.delete(tenant);
+  const items = batch.items;
+  try {
+    await batch.meters.getByName(tenant).record({ tenant, requests: items });
+  } catch (error) {
+    // A lost batch is lost usage: loud, with what it held (docs/conventions.md#errors).
+    console.error(
+      `usage: the meter of tenant ${tenant} did not take ${items.length} record(s):`,
+      items,
+      error,
+    );
+  }
+}
 
 /** Adds a record to the tenant's open batch (opening one if needed); resolves when the batch was sent. */
 function batched(
@@ -29,30 +59,27 @@ function batched(
   const current = open.get(tenant);
   if (current !== undefined) {
     current.items.push(item);
-    return current.sent;
+    return current.due;
   }
-  const items: Batch = [item];
-  const sent = new Promise<void>((resolve) => setTimeout(resolve, USAGE_BATCH_MS)).then(async () => {
-    open.delete(tenant);
-    try {
-      await meters.getByName(tenant).record({ tenant, requests: items });
-    } catch (error) {
-      // A lost batch is lost usage: loud, with what it held (docs/conventions.md#errors).
-      console.error(
-        `usage: the meter of tenant ${tenant} did not take ${items.length} record(s):`,
-        items,
-        error,
-      );
-    }
-  });
-  open.set(tenant, { items, sent });
-  return sent;
+  const batch: OpenBatch = { meters, items: [item], due: Promise.resolve(), taken: false };
+  batch.due = new Promise<void>((resolve) => setTimeout(resolve, USAGE_BATCH_MS)).then(() =>
+    send(tenant, batch),
+  );
+  open.set(tenant, batch);
+  return batch.due;
 }
 
-/** Sends the tenant's open batch now, so a read of its usage in this isolate sees its own requests. */
+/**
+ * Sends the tenant's open batch now, so a read of its usage, or a lease the meter grants next, sees this
+ * isolate's requests.
+ */
 export async function sendPending(tenant: string): Promise<void> {
-  await open.get(tenant)?.sent;
+  const batch = open.get(tenant);
+  if (batch !== undefined) await send(tenant, batch);
 }
+
+/** This isolate's leases on its tenants' buckets (limits/allowance-lease.ts). */
+const isolateLeases = new AllowanceLeases();
 
 /** A refusal by a limit or the budget, with the headers its answer carries. */
 export class LimitExceeded extends Error {
@@ -83,6 +110,8 @@ export interface RequestMeterInput {
   /** ExecutionContext.waitUntil; without one (a test calling the app bare) records run unawaited. */
   waitUntil: ((promise: Promise<unknown>) => void) | undefined;
   now?: () => number;
+  /** The isolate's leases; a test gives each simulated isolate its own. */
+  leases?: AllowanceLeases;
 }
 
 export class RequestMeter {
@@ -109,19 +138,43 @@ export class RequestMeter {
     );
   }
 
-  #meter() {
-    return this.#input.meters.getByName(this.#input.tenant);
+  #leaseDeps(): LeaseDeps {
+    const { meters, tenant, waitUntil } = this.#input;
+    return {
+      lease: async (request) => await meters.getByName(tenant).lease(request),
+      flush: () => sendPending(tenant),
+      waitUntil,
+    };
   }
 
-  /** The limits' state for the headers, or null when none applies; throws LimitExceeded on a refusal. */
-  async admit(): Promise<LimitSnapshot | null> {
-    if (!this.#limited()) return null;
-    const admission = await this.#meter().admit({
+  #admitInput() {
+    return {
       tenant: this.#input.tenant,
       limits: this.#limits,
       monthlyTokenBudget: this.#input.limits.monthlyTokenBudget,
-    });
+    };
+  }
+
+  /**
+   * The limits' state for the headers (as this isolate's lease sees it), or null when none applies; throws
+   * LimitExceeded on a refusal, which is metered as a 429.
+   */
+  async admit(): Promise<LimitSnapshot | null> {
+    if (!this.#limited()) return null;
+    const admission = await (this.#input.leases ?? isolateLeases).admit(
+      this.#admitInput(),
+      this.#leaseDeps(),
+    );
     if (admission.ok) return admission.snapshot;
+    this.#record({
+      adapter: "",
+      line: NO_LINE,
+      status: 429,
+      cancelled: false,
+      cold: false,
+      promptTokens: 0,
+      completionTokens: 0,
+    });
     if ("quota" in admission) {
       const q = admission.quota;
       throw new LimitExceeded(quotaRefusal(q.budget, q.used, q.month, q.snapshot));
@@ -141,16 +194,27 @@ export class RequestMeter {
     input: { adapter: string; line: Line | undefined; client: ClientUsage | null },
   ): Response {
     const cold = res.headers.get("x-adapter-cold") === "1";
-    const record = (counted: Counted) =>
+    const line = input.line ?? NO_LINE;
+    const record = (counted: Counted) => {
+      const ok = res.status < 400;
       this.#record({
         adapter: input.adapter,
-        line: input.line ?? NO_LINE,
+        line,
         status: counted.outcome === "failed" && res.status < 400 ? 502 : res.status,
         cancelled: counted.outcome === "cancelled",
         cold,
-        promptTokens: res.status < 400 ? counted.promptTokens : 0,
-        completionTokens: res.status < 400 ? counted.completionTokens : 0,
+        promptTokens: ok ? counted.promptTokens : 0,
+        completionTokens: ok ? counted.completionTokens : 0,
       });
+      // After the record joined its batch: a renewal this starts sends the batch before it asks for a grant.
+      if (ok && this.#limited())
+        (this.#input.leases ?? isolateLeases).used(
+          this.#admitInput(),
+          counted.promptTokens + counted.completionTokens,
+          line.shadow,
+          this.#leaseDeps(),
+        );
+    };
     if (res.body === null) {
       record({ promptTokens: 0, completionTokens: 0, outcome: "done" });
       return res;

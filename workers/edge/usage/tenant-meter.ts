@@ -1,12 +1,13 @@
-// The tenant's meter: one Durable Object per tenant that every inference of the tenant passes twice, once
-// to be admitted under its per-minute limits and monthly budget (before a runner is touched), once after the
-// answer to record what it used. It keeps the hour's usage lines in its own SQLite storage and writes them
+// The tenant's meter: one Durable Object per tenant. It holds the tenant's and its keys' buckets and grants
+// isolates slices of them (limits/allowance-lease.ts), so requests are admitted in the isolate without a call
+// here, and it takes the records of what answers used, in batches. It keeps the hour's usage lines in its own SQLite storage and writes them
 // to D1 on an alarm, at most one D1 batch per USAGE_FLUSH_MS, never on a request's path. Why a Durable
 // Object, and what it costs: docs/decisions/0007-usage-metering.md. It never reads the caches of an isolate.
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { parseRows } from "../common/d1.ts";
-import { type LimitSnapshot, Limiter, type LimitsInput, type Verdict } from "../limits/limiter.ts";
+import type { LeaseGrant, LeaseRequest } from "../limits/allowance-lease.ts";
+import { Limiter, type LimitsInput } from "../limits/limiter.ts";
 import { hourOf, type MeteredRequest, monthOf } from "./metered-request.ts";
 import { type HourlyRow, UsageStore } from "./usage-store.ts";
 
@@ -14,17 +15,6 @@ import { type HourlyRow, UsageStore } from "./usage-store.ts";
 export const USAGE_FLUSH_MS = 10_000;
 /** Lines already in D1 are kept this long, so a late request of a past hour adds to its total. */
 const KEEP_MS = 48 * 3_600_000;
-
-export interface AdmitInput {
-  tenant: string;
-  limits: LimitsInput;
-  monthlyTokenBudget: number | null;
-}
-
-export type Admission =
-  | { ok: true; snapshot: LimitSnapshot }
-  | { ok: false; refusal: Extract<Verdict, { ok: false }> }
-  | { ok: false; quota: { budget: number; used: number; month: string; snapshot: LimitSnapshot } };
 
 export interface RecordInput {
   tenant: string;
@@ -34,6 +24,7 @@ export interface RecordInput {
 const LINE_KEY = ["hour", "key_id", "adapter", "route", "variant", "shadow", "status"] as const;
 
 const int = z.number().int();
+const BucketSchema = z.object({ id: z.string(), level: z.number(), at: z.number(), limit: int });
 const PendingSchema = z.object({
   hour: z.string(),
   key_id: z.string(),
@@ -72,6 +63,30 @@ export class TenantMeter extends DurableObject<Env> {
       PRIMARY KEY (${LINE_KEY.join(", ")}))`);
     this.#sql.exec("CREATE TABLE IF NOT EXISTS months (month TEXT PRIMARY KEY, tokens INTEGER NOT NULL)");
     this.#sql.exec("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    // The buckets outlive an eviction: a meter that starts again must not give a drained key a full minute.
+    this.#sql.exec(
+      "CREATE TABLE IF NOT EXISTS buckets (id TEXT PRIMARY KEY, level REAL NOT NULL, at INTEGER NOT NULL, lim INTEGER NOT NULL)",
+    );
+    this.#limiter.restore(
+      parseRows(
+        BucketSchema,
+        this.#sql.exec('SELECT id, level, at, lim AS "limit" FROM buckets').toArray(),
+        "meter buckets",
+      ),
+    );
+  }
+
+  #saveBuckets(): void {
+    const { write, forget } = this.#limiter.changes();
+    for (const b of write)
+      this.#sql.exec(
+        "INSERT OR REPLACE INTO buckets (id, level, at, lim) VALUES (?, ?, ?, ?)",
+        b.id,
+        b.level,
+        b.at,
+        b.limit,
+      );
+    for (const id of forget) this.#sql.exec("DELETE FROM buckets WHERE id = ?", id);
   }
 
   #setTenant(tenant: string): void {
@@ -100,48 +115,25 @@ export class TenantMeter extends DurableObject<Env> {
     return this.#monthTokens;
   }
 
-  /** Admits one request, or says which limit or budget refuses it. A refusal is metered here, as a 429. */
-  async admit(input: AdmitInput): Promise<Admission> {
+  /**
+   * Grants an isolate slices of the buckets it asks for, after taking back what it gives, and tells it the
+   * month's tokens for the budget (limits/allowance-lease.ts). The buckets are saved with the grant.
+   */
+  async lease(input: LeaseRequest): Promise<LeaseGrant> {
     this.#setTenant(input.tenant);
     const now = this.#now();
-    const budget = input.monthlyTokenBudget;
-    if (budget !== null) {
-      const used = this.#usedThisMonth(now);
-      if (used.tokens >= budget) {
-        await this.#refused(input.limits.keyId, now);
-        return {
-          ok: false,
-          quota: {
-            budget,
-            used: used.tokens,
-            month: used.month,
-            snapshot: this.#limiter.snapshot(input.limits, now),
-          },
-        };
-      }
-    }
-    const verdict = this.#limiter.admit(input.limits, now);
-    if (verdict.ok) return verdict;
-    await this.#refused(input.limits.keyId, now);
-    return { ok: false, refusal: verdict };
-  }
-
-  async #refused(keyId: string, now: number): Promise<void> {
-    this.#line({
-      keyId,
-      adapter: "",
-      route: "",
-      variant: "",
-      shadow: false,
-      status: 429,
-      cancelled: false,
-      cold: false,
-      promptTokens: 0,
-      completionTokens: 0,
-      latencyMs: 0,
-      at: now,
-    });
-    await this.#ensureAlarm();
+    const used = this.#usedThisMonth(now);
+    const slots = input.slots.map((s) => ({
+      id: s.id,
+      ...this.#limiter.grant(
+        { id: s.id, scope: s.scope, kind: s.kind, limit: s.limit },
+        Math.max(0, s.want),
+        Math.max(0, s.give),
+        now,
+      ),
+    }));
+    this.#saveBuckets();
+    return { month: used.month, monthTokens: used.tokens, slots };
   }
 
   /**
@@ -166,9 +158,10 @@ export class TenantMeter extends DurableObject<Env> {
         }
         this.#line(request);
       }
+      this.#limiter.sweep(now);
+      this.#saveBuckets();
     });
     await this.#ensureAlarm();
-    this.#limiter.sweep(now);
   }
 
   #line(r: MeteredRequest): void {
