@@ -13,6 +13,7 @@ export type ErrorCode =
   | "model_not_found"
   | "adapter_not_loaded"
   | "conflict"
+  | "adapter_unservable"
   | "payload_too_large"
   | "unsupported_media_type"
   | "rate_limited"
@@ -49,6 +50,8 @@ export function statusFor(code: ErrorCode): number {
     case "adapter_not_loaded":
     case "conflict":
       return 409;
+    case "adapter_unservable":
+      return 422;
     case "payload_too_large":
       return 413;
     case "unsupported_media_type":

@@ -1,8 +1,9 @@
-// Starts the floor Worker (edge-floor-worker.ts) under `wrangler dev`, configured like the edge (same
-// compatibility date, loopback, no telemetry), in front of a given runner.
+// Starts the floor Worker (edge-floor-worker.ts) under wrangler's dev server, configured and started like the
+// edge (same compatibility date, loopback, no telemetry, variables from a mode-600 file through edge-dev.ts,
+// no inspector), in front of a given runner.
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { freePort, ROOT, spawnChild, WRANGLER, WRANGLER_ENV, waitUntilReady } from "../lib/processes.ts";
+import { freePort, ROOT, spawnChild, WRANGLER_ENV, waitUntilReady, writeVarsFile } from "../lib/processes.ts";
 
 export async function startFloor(
   work: string,
@@ -18,23 +19,21 @@ export async function startFloor(
     `name = "bench-floor"\nmain = ${JSON.stringify(main)}\ncompatibility_date = "${date}"\n`,
   );
   const port = await freePort();
+  const varsFile = join(work, "floor.dev.vars");
+  await writeVarsFile(varsFile, { RUNNER_URL: runnerUrl });
   const child = spawnChild(
     "floor",
     process.execPath,
     [
-      WRANGLER,
-      "dev",
+      join(ROOT, "scripts/lib/edge-dev.ts"),
       "--config",
       config,
+      "--env-file",
+      varsFile,
+      "--persist-to",
+      join(work, "floor-state"),
       "--port",
       String(port),
-      "--ip",
-      "127.0.0.1",
-      "--inspector-port",
-      String(await freePort()),
-      "--show-interactive-dev-session=false",
-      "--var",
-      `RUNNER_URL:${runnerUrl}`,
     ],
     { env: WRANGLER_ENV },
   );

@@ -18,6 +18,7 @@ const ARGS = {
   "persist-to": { type: "string", required: true, description: "folder for local D1 and R2" },
   port: { type: "string", required: true, description: "port on 127.0.0.1" },
   "inspector-port": { type: "string", description: "open the devtools inspector on this port" },
+  config: { type: "string", description: "the Worker's wrangler.toml (default: the edge's)" },
 } satisfies ArgsDef;
 
 function port(flag: string, raw: string): number {
@@ -50,7 +51,7 @@ const command = defineCommand({
         ? false
         : { hostname: "127.0.0.1", port: port("inspector-port", args["inspector-port"]) };
     const worker = await unstable_startWorker({
-      config: join(ROOT, "wrangler.toml"),
+      config: args.config ?? join(ROOT, "wrangler.toml"),
       // The env file also keeps wrangler from reading a `.dev.vars` or `.env` beside wrangler.toml.
       envFiles: [envFile],
       // Every entry as a binding, not only the ones wrangler.toml declares (RUNNERS, RUNNER_TIMEOUT_MS…);

@@ -142,6 +142,8 @@ export const VersionResponseSchema = z.strictObject({
   /** Aliases that point at this version now. */
   aliases: z.array(z.string()),
   manifest: AdapterManifestSchema,
+  /** Set when a runner refused the weights: the version answers 422 with this reason. */
+  unservable: z.strictObject({ reason: z.string(), at: z.string() }).nullable(),
 });
 export type VersionResponse = z.infer<typeof VersionResponseSchema>;
 

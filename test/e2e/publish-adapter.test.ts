@@ -1,19 +1,20 @@
-// The publishing script end to end, as a user runs it: real `wrangler dev` with local D1 and R2, the script
-// as a child process, and a stand-in runner (a plain HTTP server) that records what the edge forwards.
-import { type ChildProcess, spawn } from "node:child_process";
+// The publishing script end to end, as a user runs it: the edge as `npm start` runs it (wrangler's dev server
+// with local D1 and R2, secrets from a mode-600 file), the script as a child process, and a stand-in runner
+// (a plain HTTP server) that records what the edge forwards.
+import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { applyMigrations, type EdgeProcess, freePort, startEdge } from "../../scripts/lib/processes.ts";
 import { type BaseModelSpec, baseModelSpecFromConfig } from "../../src/contracts/base-model.ts";
 import { sha256Hex } from "../../src/crypto.ts";
 import { demoSpecConfig, type MakePeftAdapterOptions, makePeftAdapter } from "../helpers/peft-files.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
 const NODE = join(ROOT, "node_modules/.bin/node");
-const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
 const ADMIN = "e2e-admin-token";
 /** Lower than the script's local default (64), so the edge, not the script, refuses rank 48. */
 const EDGE_MAX_RANK = 32;
@@ -29,22 +30,11 @@ const WIDE = {
 
 let work: string;
 let edgeUrl: string;
-let wrangler: ChildProcess;
+let edgeProcess: EdgeProcess | undefined;
 let runner: Server;
 const forwarded: { url: string; auth: string | undefined; body: { model?: string } }[] = [];
 let tenantKey: string;
 let spec: BaseModelSpec;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
 
 function exec(
   cmd: string,
@@ -65,19 +55,6 @@ async function readBody(req: IncomingMessage): Promise<string> {
   let text = "";
   for await (const chunk of req) text += chunk;
   return text;
-}
-
-async function waitForEdge(url: string, log: () => string): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`${url}/health`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`wrangler dev did not answer at ${url}:\n${log()}`);
 }
 
 async function edge(method: string, path: string, token: string, body?: unknown): Promise<Response> {
@@ -131,45 +108,17 @@ beforeAll(async () => {
   const runnerUrl = `http://127.0.0.1:${(runner.address() as AddressInfo).port}`;
 
   const persist = join(work, "state");
-  const migrate = await exec(WRANGLER, [
-    "d1",
-    "migrations",
-    "apply",
-    "DB",
-    "--local",
-    "--persist-to",
-    persist,
-  ]);
-  if (migrate.code !== 0) throw new Error(`migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
-  const port = await freePort();
-  edgeUrl = `http://127.0.0.1:${port}`;
-  let log = "";
-  wrangler = spawn(
-    WRANGLER,
-    [
-      "dev",
-      "--persist-to",
-      persist,
-      "--port",
-      String(port),
-      "--ip",
-      "127.0.0.1",
-      "--inspector-port",
-      String(await freePort()),
-      "--var",
-      `ADMIN_TOKEN:${ADMIN}`,
-      "--var",
-      "RUNNER_TOKEN:e2e-runner-token",
-      "--var",
-      `RUNNER_URL:${runnerUrl}`,
-      "--var",
-      `MAX_LORA_RANK:${EDGE_MAX_RANK}`,
-    ],
-    { cwd: ROOT, detached: true, env: { ...process.env, CI: "1", WRANGLER_SEND_METRICS: "false" } },
-  );
-  wrangler.stdout?.on("data", (d) => (log += d));
-  wrangler.stderr?.on("data", (d) => (log += d));
-  await waitForEdge(edgeUrl, () => log);
+  await applyMigrations(persist);
+  // As `npm start` runs it: the Worker's secrets in a mode-600 vars file, never on an argv (edge-dev.ts).
+  edgeProcess = await startEdge({
+    persistTo: persist,
+    port: await freePort(),
+    adminToken: ADMIN,
+    runnerToken: "e2e-runner-token",
+    runners: [{ url: runnerUrl }],
+    vars: { MAX_LORA_RANK: String(EDGE_MAX_RANK) },
+  });
+  edgeUrl = edgeProcess.url;
 
   spec = await baseModelSpecFromConfig("demo-llama", demoSpecConfig());
   expect((await edge("PUT", "/admin/base-models/demo-llama", ADMIN, demoSpecConfig())).status).toBe(201);
@@ -184,7 +133,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (wrangler?.pid) process.kill(-wrangler.pid, "SIGTERM");
+  await edgeProcess?.stop();
   await new Promise<void>((resolve) => (runner ? runner.close(() => resolve()) : resolve()));
   if (work) await rm(work, { recursive: true, force: true });
 });

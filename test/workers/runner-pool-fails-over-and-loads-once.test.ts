@@ -300,15 +300,84 @@ describe("runner pool", () => {
     expect(await res.text()).toContain("check RUNNER_TOKEN");
   });
 
-  it("returns the last runner's 429 when every runner's queue is full", async () => {
+  it("answers 503 with retry-after in the OpenAI envelope when every runner's queue is full", async () => {
     const { key } = await tenantWithAdapter(37);
     for (const url of URLS) {
       handlers.set(url, () =>
-        Response.json({ error: { code: "queue_full", message: "full" } }, { status: 429 }),
+        Response.json(
+          { error: { code: "queue_full", message: "full" } },
+          { status: 429, headers: { "retry-after": url === URLS[1] ? "3" : "7" } },
+        ),
       );
     }
     const res = await ask(key, "pool");
-    expect(res.status).toBe(429);
+    expect(res.status).toBe(503);
+    // the soonest any runner expects room
+    expect(res.headers.get("retry-after")).toBe("3");
+    const text = await res.text();
+    expect(JSON.parse(text)).toMatchObject({ error: { code: "unavailable", type: "server_error" } });
+    for (const secret of [...URLS, ...TOKENS]) expect(text).not.toContain(secret);
     expect(posts()).toHaveLength(3);
+  });
+
+  it("spills a saturated runner's request to the next rendezvous choice, the same one every time", async () => {
+    const { key } = await tenantWithAdapter(39);
+    expect((await ask(key, "pool")).status).toBe(200);
+    const [first] = posts().map((c) => c.runner);
+    const saturated: Handler[] = [
+      () =>
+        Response.json({ error: { code: "queue_full" } }, { status: 429, headers: { "retry-after": "1" } }),
+      () =>
+        Response.json({ error: { code: "unavailable" } }, { status: 503, headers: { "retry-after": "2" } }),
+    ];
+    const spilledTo = new Set<string>();
+    for (const full of saturated) {
+      for (let i = 0; i < 2; i++) {
+        state = new PoolState();
+        calls = [];
+        const healthy = handlers.get(first as string) as Handler;
+        handlers.set(first as string, (req) => (req.method === "POST" ? full(req) : healthy(req)));
+        const res = await ask(key, "pool");
+        expect(res.status).toBe(200);
+        const who = ((await res.json()) as { choices: { who: string }[] }).choices[0]?.who as string;
+        expect(who).not.toBe(first);
+        expect(posts().map((c) => c.runner)).toEqual([first, who]);
+        spilledTo.add(who);
+        handlers.set(first as string, healthy);
+      }
+    }
+    expect(spilledTo.size).toBe(1);
+  });
+
+  it("sends nothing to another runner once the client has gone", async () => {
+    const { key } = await tenantWithAdapter(40);
+    expect((await ask(key, "pool")).status).toBe(200);
+    const [first] = posts().map((c) => c.runner);
+    state = new PoolState();
+    calls = [];
+    const client = new AbortController();
+    // the first choice lacks the adapter and its load fails just as the client leaves
+    handlers.set(first as string, async (req) => {
+      if (req.method === "PUT") {
+        await req.arrayBuffer();
+        client.abort();
+        return new Response("disk full", { status: 500 });
+      }
+      return req.method === "POST" ? notLoaded() : Response.json({ object: "list", data: [] });
+    });
+    const ctx = createExecutionContext();
+    const res = await app.fetch(
+      new Request("http://edge.test/v1/chat/completions", {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "pool", messages: [{ role: "user", content: "hi" }] }),
+        signal: client.signal,
+      }),
+      env,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(400);
+    expect(posts().map((c) => c.runner)).toEqual([first]);
   });
 });

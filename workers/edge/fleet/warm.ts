@@ -22,6 +22,8 @@ function owner(client: RunnerClient, adapterId: string, baseModel: string): Runn
 }
 
 async function push(env: Env, client: RunnerClient, runner: Runner, row: VersionRow): Promise<boolean> {
+  // A runner refused these weights already (registry-store.ts markUnservable): pushing them again only fails.
+  if (row.unservable_reason !== null) return false;
   try {
     const loaded = await client.loadAdapter(
       runner,

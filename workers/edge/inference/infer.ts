@@ -47,6 +47,7 @@ export interface InferInput {
 
 const PASSED_HEADERS = [
   "content-type",
+  "retry-after",
   "cache-control",
   "x-ratelimit-limit-requests",
   "x-ratelimit-remaining-requests",
@@ -63,7 +64,8 @@ export async function forwardInference(input: InferInput): Promise<Response> {
   const routingKey = target.kind === "base" ? target.id : target.row.runner_adapter_id;
   const adapter =
     target.kind === "base" ? null : { adapterId: routingKey, open: () => openAdapter(input.env, target.row) };
-  const out = await dispatch({
+  if (target.kind === "adapter") refuseUnservable(target.row);
+  const out = await dispatchRecordingRefusal(input, {
     client: runner,
     path: input.path,
     body: { ...input.body, model: routingKey },
@@ -76,6 +78,33 @@ export async function forwardInference(input: InferInput): Promise<Response> {
     timing,
   });
   return respond(out, target, timing);
+}
+
+/** A version a runner refused is not streamed again: it answers 422 with the runner's recorded reason. */
+function refuseUnservable(row: VersionRow): void {
+  if (row.unservable_reason === null) return;
+  throw new AppError(
+    "adapter_unservable",
+    `${row.name}@${row.version} cannot be served: a runner refused its weights at ${row.unservable_at}: ${row.unservable_reason}; publish a corrected version`,
+    { param: "model" },
+  );
+}
+
+/** Dispatches; a runner's refusal of the version's weights is recorded on the version before it is answered. */
+async function dispatchRecordingRefusal(
+  input: InferInput,
+  args: Parameters<typeof dispatch>[0],
+): Promise<Dispatched> {
+  try {
+    return await dispatch(args);
+  } catch (error) {
+    const { target } = input;
+    if (error instanceof AppError && error.code === "adapter_unservable" && target.kind === "adapter") {
+      const reason = error.message.replace(/^.*? refused its weights: /, "");
+      await new RegistryStore(input.env.DB).markUnservable(input.tenant, target.row, reason);
+    }
+    throw error;
+  }
 }
 
 /** The version's weights from R2, as a load for a runner (requests and warm pushes). */

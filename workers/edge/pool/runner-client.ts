@@ -106,6 +106,8 @@ export interface ForwardInit {
   timeoutMs?: number;
   /** Aborts the upstream request, also after its first byte (a client that went away). */
   signal?: AbortSignal;
+  /** Epoch ms past which no first byte is awaited, whatever the pool's timeout (the dispatch's deadline). */
+  deadline?: number;
 }
 
 function toPool(options: RunnerClientOptions): PoolConfig {
@@ -189,7 +191,9 @@ class RunnerPool implements RunnerClient {
       },
       body: JSON.stringify(body),
     };
-    return this.#send(r, path, request, init.timeoutMs ?? this.#pool.timeoutMs, init.signal);
+    const timeout = init.timeoutMs ?? this.#pool.timeoutMs;
+    const left = init.deadline === undefined ? timeout : Math.max(1, init.deadline - Date.now());
+    return this.#send(r, path, request, Math.min(timeout, left), init.signal);
   }
 
   async loadAdapter(
@@ -297,9 +301,19 @@ class RunnerPool implements RunnerClient {
       await res.body?.cancel();
       return { ok: true };
     }
-    const text = (await res.text()).slice(0, 500);
-    console.error(`runner ${r.index} (${r.url}) refused adapter ${a.label} (${res.status}): ${text}`);
+    const text = (await res.text()).slice(0, 4096);
+    console.error(
+      `runner ${r.index} (${r.url}) refused adapter ${a.label} (${res.status}): ${text.slice(0, 500)}`,
+    );
     if (res.status >= 500) return { ok: false, reason: `runner ${r.index} failed to load it` };
+    const refusal = weightsRefusal(res.status, text);
+    if (refusal !== null) {
+      throw new AppError(
+        "adapter_unservable",
+        `${a.label} cannot be served: runner ${r.index} refused its weights: ${refusal}`,
+        { param: "model" },
+      );
+    }
     throw new AppError(
       "upstream_error",
       `runner ${r.index} refused to load adapter ${a.label} (${res.status})`,
@@ -327,6 +341,44 @@ class RunnerPool implements RunnerClient {
     for (const a of parsed.data.host?.data ?? []) held.add(a.adapterId);
     this.#state.replaceResident(r.url, [...held]);
   }
+}
+
+/** Codes of a runner's answer to a PUT that are about the weights themselves, not the request or the pool. */
+const WEIGHTS_REFUSALS = new Set(["invalid_adapter", "invalid_safetensors", "payload_too_large"]);
+// Loose: the runner's envelope (src/errors.ts); only these fields are read.
+const RefusalSchema = z.looseObject({
+  error: z.looseObject({
+    code: z.string(),
+    message: z.string(),
+    details: z.array(z.string()).catch([]).default([]),
+  }),
+});
+/** Longest runner reason kept on a version and shown to callers. */
+export const MAX_REFUSAL_CHARS = 500;
+
+/**
+ * The runner's reason for refusing an adapter's weights, made safe to store and show: its envelope's message
+ * (and details), control characters and URLs removed, at most MAX_REFUSAL_CHARS. Null when the answer is not
+ * a refusal of the weights (credentials, a busy runner, a malformed request are not the version's fault).
+ */
+export function weightsRefusal(status: number, text: string): string | null {
+  if (status !== 400 && status !== 413 && status !== 422) return null;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const parsed = RefusalSchema.safeParse(raw);
+  if (!parsed.success || !WEIGHTS_REFUSALS.has(parsed.data.error.code)) return null;
+  const { message, details } = parsed.data.error;
+  const joined = details.length > 0 ? `${message} (${details.join("; ")})` : message;
+  const clean = joined
+    .replace(/https?:\/\/\S+/g, "[address]")
+    .replace(/\p{Cc}+/gu, " ")
+    .replace(/\s+/g, " ")
+    .trim();
+  return clean.length > MAX_REFUSAL_CHARS ? `${clean.slice(0, MAX_REFUSAL_CHARS - 1)}…` : clean;
 }
 
 export function noRunnerFor(baseModel: string | undefined): AppError {

@@ -62,6 +62,10 @@ async function versionResponse(
     yankedAt: row.yanked_at,
     aliases,
     manifest: row.manifest,
+    unservable:
+      row.unservable_reason === null
+        ? null
+        : { reason: row.unservable_reason, at: row.unservable_at ?? row.created_at },
   };
 }
 
@@ -131,6 +135,7 @@ export const adapterRoutes = new Hono<EdgeEnv>()
       sizeBytes: v.weights_size,
       createdAt: v.created_at,
       yankedAt: v.yanked_at,
+      unservable: v.unservable_reason,
     }));
     return c.json({ ...adapter, versions: data });
   })

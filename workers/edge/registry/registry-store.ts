@@ -11,6 +11,7 @@ import { announce } from "../common/invalidation.ts";
 const jsonColumn = z.string().transform((text) => JSON.parse(text) as unknown);
 
 const VersionRowSchema = z.object({
+  adapter_id: z.string(),
   name: z.string(),
   base_model_id: z.string(),
   version: z.number().int(),
@@ -21,6 +22,8 @@ const VersionRowSchema = z.object({
   manifest: jsonColumn.pipe(AdapterManifestSchema),
   created_at: z.string(),
   yanked_at: z.string().nullable(),
+  unservable_reason: z.string().nullable(),
+  unservable_at: z.string().nullable(),
 });
 export type VersionRow = z.infer<typeof VersionRowSchema>;
 
@@ -222,6 +225,22 @@ export class RegistryStore {
       .bind(adapterId)
       .first();
     return raw === null ? null : parseRow(VersionRowSchema, raw, "adapter_versions");
+  }
+
+  /**
+   * Records that a runner refused this version's weights, with its reason (first refusal wins); the version's
+   * requests then answer 422 without streaming the weights again (migrations/0007_version_refusals.sql).
+   */
+  async markUnservable(tenant: string, row: VersionRow, reason: string): Promise<void> {
+    await this.#db
+      .prepare(
+        `UPDATE adapter_versions SET unservable_reason = ?1, unservable_at = ?2
+         WHERE adapter_id = ?3 AND version = ?4 AND unservable_reason IS NULL
+           AND adapter_id IN (SELECT id FROM adapters WHERE tenant = ?5)`,
+      )
+      .bind(reason, nowIso(), row.adapter_id, row.version, tenant)
+      .run();
+    announce({ kind: "adapter", tenant, name: row.name });
   }
 
   async versions(tenant: string, name: string): Promise<VersionRow[]> {
