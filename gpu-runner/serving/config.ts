@@ -40,6 +40,10 @@ export interface RunnerConfig {
   maxQueue: number;
   /** --max-batch-per-tenant: most running rows of one tenant the edge names; default half of --max-batch. */
   maxBatchPerTenant: number;
+  /** --max-queue-per-tenant: a tenant's share of --max-queue (waiting beyond its running rows); default half. */
+  maxQueuePerTenant: number;
+  /** --max-prefill-tokens: most prompt tokens one prefill step holds, counted as the engine pads them. */
+  maxPrefillTokens: number;
   /** --tokenizer-pool-size: worker threads that tokenize prompts off the event loop. */
   tokenizerPoolSize: number;
   /** --tokenize-deadline-ms: longest one prompt may take to tokenize before it is refused with 413. */
@@ -125,7 +129,18 @@ export const RUNNER_ARGS = {
   "max-batch-per-tenant": {
     type: "string",
     description:
-      "most running sequences of one tenant the edge names (x-lora-edge-tenant, honoured with an API key). Default: half of --max-batch",
+      "most running sequences of one tenant the edge names (x-lora-edge-tenant, honoured with an API key; requests without it are one tenant). Default: half of --max-batch",
+  },
+  "max-queue-per-tenant": {
+    type: "string",
+    description:
+      "most requests of one tenant waiting beyond its running ones (its share of --max-queue; past it 429 while other tenants are admitted). Default: half of --max-queue",
+  },
+  "max-prefill-tokens": {
+    type: "string",
+    default: "512",
+    description:
+      "most prompt tokens one prefill step holds (its rows times its longest chunk, as the engine pads them); longer prompts are prefilled in chunks. Smaller: a shorter wait for other requests' tokens, more steps",
   },
   "tokenizer-pool-size": {
     type: "string",
@@ -254,6 +269,8 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
     maxBatch: int("max-batch", args["max-batch"], 1, 4096),
     maxQueue: int("max-queue", args["max-queue"], 0, 1_000_000),
     maxBatchPerTenant: maxBatchPerTenant(args["max-batch-per-tenant"], args["max-batch"]),
+    maxQueuePerTenant: maxQueuePerTenant(args["max-queue-per-tenant"], args["max-queue"]),
+    maxPrefillTokens: int("max-prefill-tokens", args["max-prefill-tokens"], 1, 1_048_576),
     tokenizerPoolSize: int("tokenizer-pool-size", args["tokenizer-pool-size"], 1, 64),
     tokenizeDeadlineMs: int("tokenize-deadline-ms", args["tokenize-deadline-ms"], 1, 3_600_000),
     maxLoraFileBytes:
@@ -286,6 +303,13 @@ function maxBatchPerTenant(raw: string | undefined, maxBatchRaw: string | undefi
   const maxBatch = int("max-batch", maxBatchRaw, 1, 4096);
   if (raw === undefined) return Math.ceil(maxBatch / 2);
   return int("max-batch-per-tenant", raw, 1, maxBatch);
+}
+
+/** At most --max-queue; by default half of it, so one tenant cannot fill the queue. */
+function maxQueuePerTenant(raw: string | undefined, maxQueueRaw: string | undefined): number {
+  const maxQueue = int("max-queue", maxQueueRaw, 0, 1_000_000);
+  if (raw === undefined) return Math.ceil(maxQueue / 2);
+  return int("max-queue-per-tenant", raw, 0, maxQueue);
 }
 
 /** vLLM's `vllm serve <model>`: one positional is the model directory, when --model is not also given. */

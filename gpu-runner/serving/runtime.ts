@@ -78,7 +78,15 @@ type Config = Pick<
 
 /** The serving bounds (README.md, "Limits"); absent: their flags' defaults. */
 type BoundsConfig = Partial<
-  Pick<RunnerConfig, "maxBatchPerTenant" | "tokenizerPoolSize" | "tokenizeDeadlineMs" | "maxLoraFileBytes">
+  Pick<
+    RunnerConfig,
+    | "maxBatchPerTenant"
+    | "maxQueuePerTenant"
+    | "maxPrefillTokens"
+    | "tokenizerPoolSize"
+    | "tokenizeDeadlineMs"
+    | "maxLoraFileBytes"
+  >
 >;
 
 /** The adapter tiers' bounds; absent: no count bound, the default byte budget, the default slot wait. */
@@ -127,14 +135,20 @@ export async function buildRunner(
     engine,
     maxBatch: config.maxBatch,
     maxQueue: config.maxQueue,
+    ...(config.maxPrefillTokens === undefined ? {} : { prefillTokens: config.maxPrefillTokens }),
     metrics,
     observer: vllm.observer,
     slotMetrics: tierMetrics,
     ...(config.slotWaitMs === undefined ? {} : { slotWaitMs: config.slotWaitMs }),
-    maxRunningPerTenant: Math.min(
-      config.maxBatchPerTenant ?? Math.ceil(config.maxBatch / 2),
-      config.maxBatch,
-    ),
+    // without an API key no tenant is named (tenantOf), so every request is one group: bounds would only idle it
+    maxRunningPerTenant:
+      config.runnerToken === null
+        ? config.maxBatch
+        : Math.min(config.maxBatchPerTenant ?? Math.ceil(config.maxBatch / 2), config.maxBatch),
+    maxQueuePerTenant:
+      config.runnerToken === null
+        ? config.maxQueue
+        : Math.min(config.maxQueuePerTenant ?? Math.ceil(config.maxQueue / 2), config.maxQueue),
   });
   const adapters = new AdapterCache({
     engine,

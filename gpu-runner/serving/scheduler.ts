@@ -5,8 +5,10 @@
 // A request whose adapter is in no slot claims one when it joins the batch (the adapter cache copies it in
 // from host memory); while every slot has running rows it waits, up to slotWaitMs, and the requests behind
 // it whose adapters are resident join and decode meanwhile (docs/architecture.md, "Adapter tiers").
-// Waiting requests join round-robin across tenants, the least recently served tenant first, and a tenant the
-// edge names holds at most maxRunningPerTenant rows, so one tenant's flood leaves rows free for the others
+// Waiting requests join round-robin across tenants, the least recently served tenant first; a tenant holds at
+// most maxRunningPerTenant rows and maxRunningPerTenant + maxQueuePerTenant requests in all (beyond it
+// queue_full, while other tenants are still admitted), so one tenant's flood leaves rows and queue places free
+// for the others. Requests that name no tenant are one group with the same bounds
 // (docs/architecture.md, "Fair tenants and bounded work").
 import { setImmediate as nextTick, setTimeout as sleep } from "node:timers/promises";
 import { AppError } from "../../src/errors.ts";
@@ -60,7 +62,7 @@ export interface GenerationRequest {
   promptLogprobs?: number | null;
   /**
    * The tenant the edge says the request is for (only from an authenticated caller); null or absent: the
-   * runner's own callers, one group that takes its turn with the tenants but has no cap.
+   * runner's own callers, one group that takes its turn with the tenants under the same bounds.
    */
   tenant?: string | null;
   signal?: AbortSignal;
@@ -120,7 +122,10 @@ export interface SchedulerOptions {
   maxBatch: number;
   /** Most requests waiting to join the batch; beyond it submit() refuses with queue_full. */
   maxQueue: number;
-  /** Most prompt tokens prefilled in one step (longer prompts are prefilled in chunks). */
+  /**
+   * Most prompt tokens prefilled in one step, counted as the engine pads them (rows × longest chunk); longer
+   * prompts are prefilled in chunks. Default DEFAULT_PREFILL_TOKENS.
+   */
   prefillTokens?: number;
   metrics?: RunnerMetrics;
   observer?: SchedulerObserver;
@@ -133,8 +138,13 @@ export interface SchedulerOptions {
   slotMetrics?: { slotWaits: { inc(): void }; slotWaitTimeouts: { inc(): void } };
   /** Monotonic clock in milliseconds for the observer's latencies; performance.now by default. */
   now?: () => number;
-  /** Most running rows of one named tenant (GenerationRequest.tenant); default maxBatch (no cap). */
+  /** Most running rows of one tenant (GenerationRequest.tenant, or the unnamed group); default maxBatch. */
   maxRunningPerTenant?: number;
+  /**
+   * A tenant's share of the queue: it holds at most maxRunningPerTenant + maxQueuePerTenant requests
+   * (running and waiting), beyond which submit() refuses it with queue_full; default maxQueue.
+   */
+  maxQueuePerTenant?: number;
 }
 
 interface Active {
@@ -174,12 +184,19 @@ interface Active {
   lastTokenAt: number | null;
 }
 
+export const DEFAULT_PREFILL_TOKENS = 512;
+
 /** Long enough for the rows in the slots to finish a typical generation, short of clients' own timeouts. */
 export const DEFAULT_SLOT_WAIT_MS = 60_000;
 
 /** The fairness group of a request: its tenant, or "" for the runner's own callers (no tenant named). */
 function groupOf(req: GenerationRequest): string {
   return req.tenant == null ? "" : `t:${req.tenant}`;
+}
+
+/** The group as a refusal names it. */
+function groupName(group: string): string {
+  return group === "" ? "requests without a tenant" : `tenant ${JSON.stringify(group.slice(2))}`;
 }
 
 function randomSeed(): number {
@@ -197,6 +214,7 @@ export class Scheduler {
   private readonly slotWaitMs: number;
   private readonly slotMetrics: SchedulerOptions["slotMetrics"];
   private readonly maxRunningPerTenant: number;
+  private readonly maxQueuePerTenant: number;
   /** Admissions so far, and the count at each tenant's latest one: the least recently served goes first. */
   private admissions = 0;
   private readonly servedAt = new Map<string, number>();
@@ -214,6 +232,15 @@ export class Scheduler {
       throw new RangeError(`scheduler maxRunningPerTenant must be an integer >= 1; got ${perTenant}`);
     }
     this.maxRunningPerTenant = perTenant;
+    const queuePerTenant = options.maxQueuePerTenant ?? options.maxQueue;
+    if (!Number.isSafeInteger(queuePerTenant) || queuePerTenant < 0) {
+      throw new RangeError(`scheduler maxQueuePerTenant must be an integer >= 0; got ${queuePerTenant}`);
+    }
+    this.maxQueuePerTenant = queuePerTenant;
+    const prefillTokens = options.prefillTokens ?? DEFAULT_PREFILL_TOKENS;
+    if (!Number.isSafeInteger(prefillTokens) || prefillTokens < 1) {
+      throw new RangeError(`scheduler prefillTokens must be an integer >= 1; got ${prefillTokens}`);
+    }
     for (const key of ["maxBatch", "maxQueue"] as const) {
       const value = options[key];
       if (!Number.isSafeInteger(value) || value < (key === "maxBatch" ? 1 : 0)) {
@@ -225,7 +252,7 @@ export class Scheduler {
     this.engine = options.engine;
     this.maxBatch = options.maxBatch;
     this.maxQueue = options.maxQueue;
-    this.prefillTokens = options.prefillTokens ?? 512;
+    this.prefillTokens = options.prefillTokens ?? DEFAULT_PREFILL_TOKENS;
     this.metrics = options.metrics;
     this.observer = options.observer;
     this.now = options.now ?? (() => performance.now());
@@ -239,9 +266,19 @@ export class Scheduler {
     else fn();
   }
 
-  /** The most requests the batch and the queue hold together: a request needing more never runs. */
+  /**
+   * The most requests one tenant may hold (its rows and its share of the queue, within the batch and the queue
+   * together): a request needing more never runs.
+   */
   get capacity(): number {
-    return this.maxBatch + this.maxQueue;
+    return Math.min(this.maxBatch + this.maxQueue, this.maxRunningPerTenant + this.maxQueuePerTenant);
+  }
+
+  /** The flags that set `capacity`, for refusals that name them. */
+  get capacityBound(): string {
+    return this.maxRunningPerTenant + this.maxQueuePerTenant < this.maxBatch + this.maxQueue
+      ? "one tenant's share: its --max-batch-per-tenant and --max-queue-per-tenant together"
+      : "its --max-batch and --max-queue together";
   }
 
   get queueDepth(): number {
@@ -273,13 +310,27 @@ export class Scheduler {
     };
   }
 
-  /** Queues a request; throws queue_full (429) when the batch and the queue are both full. */
+  /**
+   * Queues a request; throws queue_full (429) when the batch and the queue are both full, or when the request's
+   * tenant already holds its share (its rows and its part of the queue), so other tenants are still admitted.
+   */
   submit(req: GenerationRequest, sink: GenerationSink): void {
     if (this.closed) throw new AppError("unavailable", "the runner is shutting down");
     if (this.running.length + this.waiting.length >= this.maxBatch + this.maxQueue) {
       throw new AppError(
         "queue_full",
         `queue is full: ${this.waiting.length} waiting (max ${this.maxQueue}) and ${this.running.length} running (max ${this.maxBatch}); retry later`,
+      );
+    }
+    const group = groupOf(req);
+    const share = this.maxRunningPerTenant + this.maxQueuePerTenant;
+    let held = 0;
+    for (const a of this.waiting) if (groupOf(a.req) === group) held++;
+    for (const a of this.running) if (!a.done && groupOf(a.req) === group) held++;
+    if (held >= share) {
+      throw new AppError(
+        "queue_full",
+        `${groupName(group)}: must hold at most ${share} requests on this runner (${this.maxRunningPerTenant} running + ${this.maxQueuePerTenant} waiting, its share of the queue); holds ${held}; retry later`,
       );
     }
     const active: Active = {
@@ -348,11 +399,17 @@ export class Scheduler {
     while (this.waiting.length > 0 || this.running.length > 0) {
       this.reap();
       this.admit();
-      const prefill = this.running.filter(
-        (a) => !a.done && a.scoring === null && a.fed < a.req.promptIds.length,
-      );
+      let prefill = this.prefilling();
       if (prefill.length > 0) await this.prefillStep(prefill);
       this.reap();
+      // a request that arrived during that step joins now and is prefilled before the decode step: its first
+      // token waits for the step in flight and its own, not for a decode step of every running row too
+      if (this.admit() > 0) {
+        const joined = this.prefilling();
+        if (joined.length > 0) await this.prefillStep(joined);
+        prefill = prefill.concat(joined);
+        this.reap();
+      }
       const decode = this.running.filter((a) => !a.done && (a.pending !== null || a.scoring !== null));
       if (decode.length > 0) await this.decodeStep(decode);
       // let new requests and aborts arrive between steps; with nothing to step (rows waiting for a slot
@@ -360,6 +417,11 @@ export class Scheduler {
       if (prefill.length === 0 && decode.length === 0) await sleep(1);
       else await nextTick();
     }
+  }
+
+  /** Running rows whose prompt is not yet all in the KV cache. */
+  private prefilling(): Active[] {
+    return this.running.filter((a) => !a.done && a.scoring === null && a.fed < a.req.promptIds.length);
   }
 
   /**
@@ -389,12 +451,13 @@ export class Scheduler {
   }
 
   /**
-   * Moves waiting requests into the batch in fair order (fairOrder). A named tenant at its cap of running rows
-   * waits; one whose adapter gets no slot stays waiting and the next ones are tried, so rows whose adapters
+   * Moves waiting requests into the batch in fair order (fairOrder). A tenant (or the unnamed group) at its cap
+   * of running rows waits; one whose adapter gets no slot stays waiting and the next ones are tried, so rows whose adapters
    * are resident keep joining while it waits (the adapter cache drains a slot for it meanwhile); past
    * slotWaitMs it is refused.
    */
-  private admit(): void {
+  private admit(): number {
+    let admitted = 0;
     const now = this.now();
     for (let i = 0; i < this.waiting.length; ) {
       const active = this.waiting[i] as Active;
@@ -412,7 +475,7 @@ export class Scheduler {
       }
       i++;
     }
-    if (this.waiting.length === 0 || this.running.length >= this.maxBatch) return;
+    if (this.waiting.length === 0 || this.running.length >= this.maxBatch) return 0;
     this.forgetIdleTenants();
     const rowsOf = new Map<string, number>();
     for (const a of this.running) rowsOf.set(groupOf(a.req), (rowsOf.get(groupOf(a.req)) ?? 0) + 1);
@@ -420,7 +483,7 @@ export class Scheduler {
       if (this.running.length >= this.maxBatch) break;
       const group = groupOf(active.req);
       const rows = rowsOf.get(group) ?? 0;
-      if (active.req.tenant != null && rows >= this.maxRunningPerTenant) continue;
+      if (rows >= this.maxRunningPerTenant) continue;
       let slot: number | null;
       try {
         slot = typeof active.req.slot === "number" ? active.req.slot : active.req.slot.claim();
@@ -446,9 +509,11 @@ export class Scheduler {
         if (promptIds.length > 1) active.scoring = { fed: 0 };
       }
       this.running.push(active);
+      admitted++;
       this.metrics?.promptTokens.inc({ adapter_id: active.req.adapter }, active.req.promptIds.length);
       this.observer?.admitted(active.req);
     }
+    return admitted;
   }
 
   /**
@@ -472,18 +537,32 @@ export class Scheduler {
     this.running = keep;
   }
 
+  /**
+   * Prefills a chunk of some prompts in one step. Tenants compete for the step by their running rows: only
+   * the rows of tenants holding at most twice the fewest rows of any tenant with a prompt to prefill join it,
+   * so a quiet tenant's short prompt is not stepped beside a flooding tenant's new rows (a step costs by its
+   * rows times its longest chunk: the engine pads every row to that), and tenants with as many rows share one
+   * step. Within it, fewest prompt tokens left first, and the step's padded size stays within prefillTokens.
+   */
   private async prefillStep(rows: Active[]): Promise<void> {
-    let budget = this.prefillTokens;
-    const chosen: { active: Active; tokens: number[] }[] = [];
-    // fewest prompt tokens left first: a short prompt gets its first token in the next step instead of
-    // waiting while another tenant's long prompts use the step's budget; a long one still gets what is left
+    const rowsOf = new Map<string, number>();
+    for (const a of this.running) {
+      if (!a.done) rowsOf.set(groupOf(a.req), (rowsOf.get(groupOf(a.req)) ?? 0) + 1);
+    }
+    const load = (a: Active) => rowsOf.get(groupOf(a.req)) ?? 0;
+    const fewest = Math.min(...rows.map(load));
     const remaining = (a: Active) => a.req.promptIds.length - a.fed;
-    const ordered = rows.slice().sort((a, b) => remaining(a) - remaining(b));
+    const ordered = rows.filter((a) => load(a) <= 2 * fewest).sort((a, b) => remaining(a) - remaining(b));
+    const chosen: { active: Active; tokens: number[] }[] = [];
+    let longest = 0;
     for (const active of ordered) {
-      if (budget <= 0) break;
-      const tokens = active.req.promptIds.slice(active.fed, active.fed + budget);
-      budget -= tokens.length;
-      chosen.push({ active, tokens });
+      // the first row always gets a chunk (of at most prefillTokens), so every prompt progresses
+      const room =
+        chosen.length === 0 ? this.prefillTokens : Math.floor(this.prefillTokens / (chosen.length + 1));
+      const chunk = Math.min(remaining(active), room);
+      if (chosen.length > 0 && Math.max(longest, chunk) * (chosen.length + 1) > this.prefillTokens) break;
+      longest = Math.max(longest, chunk);
+      chosen.push({ active, tokens: active.req.promptIds.slice(active.fed, active.fed + chunk) });
     }
     const logits = await this.step(
       chosen.map((c) => c.active),

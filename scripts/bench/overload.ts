@@ -1,4 +1,4 @@
-// `npm run bench:overload -- [--scenario prompt|tenants|both] [--quiet-requests 30]`
+// `npm run bench:overload -- [--scenario prompt|tenants|both] [--quiet-requests 30] [--prefill-tokens 512,64]`
 // The runner under attack and overload, as a client sees it, on the demo model (a real tokenizer) in a runner
 // process of its own (the client's own work never shares its event loop):
 // - prompt: one client streams 200 tokens while another sends a 5 MB chat prompt (tokenized in a worker, then
@@ -6,9 +6,11 @@
 //   polled meanwhile. Reports the stream's inter-token gaps (p50, p99, max) alone and beside each big prompt,
 //   the big prompt's answer and time, and /health's slowest answer.
 // - tenants: a quiet tenant sends 5-token requests one after another, alone and then while a noisy tenant
-//   floods the runner with 250-prompt requests back to back; reports the quiet tenant's TTFT (p50, p95) and
-//   the ratio to unloaded. Run twice: tenants named (x-lora-edge-tenant, fair scheduling) and unnamed (one
-//   arrival-order queue, as before fair scheduling).
+//   floods the runner with three 64-prompt requests at a time (more than its share of the queue: the rest
+//   are refused with 429 and retried after retry-after); reports the quiet tenant's TTFT (p50, p95) and
+//   the ratio to unloaded. One runner per case: tenants named (x-lora-edge-tenant, fair scheduling) at each
+//   --prefill-tokens budget (the runner's --max-prefill-tokens), then unnamed (one group in arrival order,
+//   as before fair scheduling; --no-unnamed leaves it out).
 // Every runner started is stopped (its whole process group), also on failure; ports are picked free.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -21,6 +23,9 @@ import { freePort, type RunnerProcess, startRunner } from "../lib/processes.ts";
 const TOKEN = "bench-overload-key";
 const MODEL = "demo-llama";
 const WORDS = "the quick brown fox jumps over the lazy dog and ";
+/** The noisy tenant's concurrent requests and their prompts: 3 × 64 is past its 144-request share. */
+const NOISY_CLIENTS = 3;
+const NOISY_PROMPTS = 64;
 const text = (chars: number) => WORDS.repeat(Math.ceil(chars / WORDS.length)).slice(0, chars);
 
 const headers = (tenant: string | null): Record<string, string> => ({
@@ -150,37 +155,62 @@ async function quietTtfts(url: string, n: number, tenant: string | null): Promis
   return out;
 }
 
-async function tenantsScenario(model: string, quietRequests: number): Promise<void> {
+/** One runner per case: named tenants at each prefill budget, then one unnamed group at the first. */
+async function tenantsScenario(
+  model: string,
+  quietRequests: number,
+  budgets: number[],
+  unnamed: boolean,
+): Promise<void> {
   console.log("\n### A noisy tenant flooding one runner, a quiet tenant's 5-token requests\n");
   console.log(
-    "| tenants | quiet TTFT unloaded p50 / p95 ms | loaded p50 / p95 ms | p95 loaded / unloaded | noisy tokens/s |",
+    "| tenants | quiet TTFT unloaded p50 / p95 ms | loaded p50 / p95 ms | p95 loaded / unloaded | noisy tokens/s | noisy 429s |",
   );
-  console.log("| --- | ---: | ---: | ---: | ---: |");
-  for (const named of [true, false]) {
-    await withRunner(model, [], async (runner) => {
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
+  const cases = [
+    ...budgets.map((budget) => ({ named: true, budget })),
+    ...(unnamed ? [{ named: false, budget: budgets[0] as number }] : []),
+  ];
+  for (const { named, budget } of cases) {
+    await withRunner(model, ["--max-prefill-tokens", String(budget)], async (runner) => {
       const quiet = named ? "quiet" : null;
       const noisy = named ? "noisy" : null;
       await quietTtfts(runner.url, 3, quiet); // warm-up
       const unloaded = await quietTtfts(runner.url, quietRequests, quiet);
       let flooding = true;
       let noisyTokens = 0;
+      let refused = 0;
       const floodStart = performance.now();
-      const flood = (async () => {
-        while (flooding) {
-          const res = await fetch(`${runner.url}/v1/completions`, {
-            method: "POST",
-            headers: headers(noisy),
-            body: JSON.stringify({
-              model: MODEL,
-              prompt: Array.from({ length: 250 }, (_, i) => `noisy prompt number ${i} about the fox`),
-              max_tokens: 16,
-              ignore_eos: true,
-            }),
-          });
-          const body = (await res.json()) as { usage?: { completion_tokens: number } };
-          noisyTokens += body.usage?.completion_tokens ?? 0;
-        }
-      })();
+      // NOISY_CLIENTS requests of NOISY_PROMPTS prompts each in flight: more than the tenant's share of the
+      // queue holds, so some are refused (429) and retried after the runner's retry-after
+      const flood = Promise.all(
+        Array.from({ length: NOISY_CLIENTS }, async () => {
+          while (flooding) {
+            const res = await fetch(`${runner.url}/v1/completions`, {
+              method: "POST",
+              headers: headers(noisy),
+              body: JSON.stringify({
+                model: MODEL,
+                prompt: Array.from(
+                  { length: NOISY_PROMPTS },
+                  (_, i) => `noisy prompt number ${i} about the fox`,
+                ),
+                max_tokens: 16,
+                ignore_eos: true,
+              }),
+            });
+            const body = (await res.json()) as { usage?: { completion_tokens: number } };
+            if (res.status === 429) {
+              refused++;
+              const wait = Number(res.headers.get("retry-after") ?? "1");
+              await new Promise((r) => setTimeout(r, wait * 1000));
+            } else if (res.status !== 200) {
+              throw new Error(`noisy request answered ${res.status}: ${JSON.stringify(body)}`);
+            }
+            noisyTokens += body.usage?.completion_tokens ?? 0;
+          }
+        }),
+      );
       // let the flood fill the batch first
       await new Promise((r) => setTimeout(r, 1500));
       const loaded = await quietTtfts(runner.url, quietRequests, quiet);
@@ -190,7 +220,7 @@ async function tenantsScenario(model: string, quietRequests: number): Promise<vo
       const u95 = quantile(unloaded, 0.95);
       const l95 = quantile(loaded, 0.95);
       console.log(
-        `| ${named ? "named (fair: round-robin, 16 of 32 rows per tenant)" : "unnamed (one arrival-order queue)"} | ${ms(quantile(unloaded, 0.5))} / ${ms(u95)} | ${ms(quantile(loaded, 0.5))} / ${ms(l95)} | ${(l95 / u95).toFixed(2)}x | ${rate.toFixed(0)} |`,
+        `| ${named ? "named (fair: 16 of 32 rows, 128 of 256 queue places per tenant)" : "unnamed (one group: arrival order)"}, --max-prefill-tokens ${budget} | ${ms(quantile(unloaded, 0.5))} / ${ms(u95)} | ${ms(quantile(loaded, 0.5))} / ${ms(l95)} | ${(l95 / u95).toFixed(2)}x | ${rate.toFixed(0)} | ${refused} |`,
       );
     });
   }
@@ -201,6 +231,16 @@ const command = defineCommand({
   args: {
     scenario: { type: "string", default: "both", description: "prompt, tenants or both" },
     "quiet-requests": { type: "string", default: "30", description: "quiet tenant requests per phase" },
+    "prefill-tokens": {
+      type: "string",
+      default: "512,64",
+      description: "the runner's --max-prefill-tokens for each named case, comma-separated",
+    },
+    unnamed: {
+      type: "boolean",
+      default: true,
+      description: "also the unnamed case (one group in arrival order; --no-unnamed leaves it out)",
+    },
   },
   async run({ args }) {
     if (!["prompt", "tenants", "both"].includes(args.scenario)) {
@@ -216,12 +256,19 @@ const command = defineCommand({
       );
       process.exit(2);
     }
+    const budgets = String(args["prefill-tokens"]).split(",").map(Number);
+    if (budgets.some((b) => !Number.isInteger(b) || b < 1)) {
+      console.error(
+        `bench:overload: --prefill-tokens must be integers >= 1, comma-separated; got ${JSON.stringify(args["prefill-tokens"])}`,
+      );
+      process.exit(2);
+    }
     const root = await mkdtemp(join(tmpdir(), "lora-edge-bench-overload-"));
     try {
       const model = join(root, MODEL);
       await writeDemoModel({ out: model, seed: 0 });
       if (args.scenario !== "tenants") await promptScenario(model);
-      if (args.scenario !== "prompt") await tenantsScenario(model, quietRequests);
+      if (args.scenario !== "prompt") await tenantsScenario(model, quietRequests, budgets, args.unnamed);
     } finally {
       await rm(root, { recursive: true, force: true });
     }

@@ -54,6 +54,8 @@ export function createApp(deps: RunnerDeps): Hono {
   });
   app.onError((error, c) => {
     const appError = toAppError(error);
+    // a full queue (the runner's, or a tenant's share of it) drains within steps: tell clients when to retry
+    if (appError.code === "queue_full") c.header("retry-after", "1");
     return c.json(publicEnvelope(appError, requestIdOf(c), error), appError.status as 400);
   });
   return app;

@@ -30,7 +30,7 @@ export function refuseBeyondCapacity(deps: RunnerDeps, prompts: number): void {
   if (prompts <= capacity) return;
   throw new AppError(
     "invalid_request",
-    `prompt: must hold at most ${capacity} prompts on this runner (its --max-batch and --max-queue together); got ${prompts}`,
+    `prompt: must hold at most ${capacity} prompts on this runner (${deps.scheduler.capacityBound}); got ${prompts}`,
     { param: "prompt" },
   );
 }
