@@ -204,6 +204,7 @@ export const GRAD_RULES: Record<string, GradRule> = {
   Sqrt: unary((c, n, d) => div(c.g, mul(c.g, d, scalar(c.g, 0.5)), out(n))),
   Reciprocal: unary((c, n, d) => neg(c.g, mul(c.g, d, mul(c.g, out(n), out(n))))),
   Sigmoid: unary((c, n, d) => mul(c.g, d, mul(c.g, out(n), sub(c.g, scalar(c.g, 1), out(n))))),
+  Tanh: unary((c, n, d) => mul(c.g, d, sub(c.g, scalar(c.g, 1), mul(c.g, out(n), out(n))))),
   Exp: unary((c, n, d) => mul(c.g, d, out(n))),
   Log: unary((c, n, d) => div(c.g, d, ins(n, 0))),
   Identity: unary((_c, _n, d) => d),

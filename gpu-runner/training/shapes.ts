@@ -98,6 +98,7 @@ const RULES: Record<string, Infer> = {
   Sqrt: same,
   Reciprocal: same,
   Sigmoid: same,
+  Tanh: same,
   Exp: same,
   Log: same,
   Softmax: same,

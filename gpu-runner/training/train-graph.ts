@@ -1,6 +1,9 @@
-// The llama-family decoder as a training graph: the whole sequence at once (no KV cache), LoRA A and B as
-// graph inputs in PEFT's layout, the loss in-graph, and (unless forward-only) the backward appended by
+// The decoder of every family we serve as a training graph: the whole sequence at once (no KV cache), LoRA A
+// and B as graph inputs in PEFT's layout, the loss in-graph, and (unless forward-only) the backward appended by
 // autodiff.ts with one output per LoRA tensor. Base weights are initializers: frozen, read once per session.
+// The family math is the serving graph's (onnx/llama-decoder.ts `DecoderMath`, in HF's order of operations):
+// q/k norms, (1 + w) norms, sandwich norms, scaled embeddings, GeGLU, query_pre_attn_scalar, soft-capping,
+// partial rotary and LongRoPE, fused qkv/gate_up linears, per-layer rope tables and sliding-window masks.
 // Built for a fixed [batch, seq]; rows are right-padded, so causal attention alone keeps padding out of
 // every real position, and padded targets carry loss weight 0.
 
@@ -8,10 +11,13 @@ import { AppError } from "../../src/errors.ts";
 import { type Rope, writeCosSin } from "../engine/model/rope.ts";
 import type { GraphBuilder } from "../engine/onnx/graph-builder.ts";
 import { GraphBuilder as Builder } from "../engine/onnx/graph-builder.ts";
-import { rmsNorm, rotary } from "../engine/onnx/layers.ts";
+import { geluTanh, partialRotary, rmsNorm, softcap } from "../engine/onnx/layers.ts";
 import {
-  beyondLlamaShape,
   type DecoderSpec,
+  type LayerKind,
+  type LinearName,
+  linearShape,
+  moduleName,
   transposeMatrix,
   type WeightSource,
 } from "../engine/onnx/llama-decoder.ts";
@@ -42,7 +48,13 @@ export interface TrainModule {
 
 export interface TrainGraphSpec {
   decoder: DecoderSpec;
-  rope: Rope;
+  /** Per rope table of `decoder.math.layerRope` (HfModel.ropes): gemma3's local layers read table 1. */
+  ropes: readonly Rope[];
+  /**
+   * LongRoPE's long frequencies for every position (HF switches per forward pass, on the longest position it
+   * holds: trainer.ts picks per micro-batch from its longest row). Ignored by ropes without them.
+   */
+  longRope?: boolean;
   weights: WeightSource;
   modules: TrainModule[];
   batch: number;
@@ -123,83 +135,143 @@ function linear(c: Ctx, x: string, name: string, inF: number, outF: number, hasB
   return add(g, y, mul(g, low, scalar(g, m.scale)));
 }
 
-function ropeTables(c: Ctx): { cos: string; sin: string } {
+/** One of a layer's linears by its family name (q_proj, qkv_proj, ...), with its bias when it has one. */
+function familyLinear(c: Ctx, x: string, layer: number, m: LinearName): string {
+  const d = c.spec.decoder;
+  const { inFeatures, outFeatures } = linearShape(d, m);
+  return linear(c, x, moduleName(layer, m), inFeatures, outFeatures, d.biased.has(m));
+}
+
+/** Splits the last axis of `x` into consecutive parts of these widths (Phi-3's fused linears). */
+function splitLast(g: GraphBuilder, x: string, widths: number[]): string[] {
+  return g.node("Split", [x, g.constant("int64", widths)], { axis: { i: -1 } }, widths.length);
+}
+
+interface RopeTable {
+  cos: string;
+  sin: string;
+}
+
+function ropeTables(c: Ctx): RopeTable[] {
   const { seq } = c.spec;
-  const d = c.spec.decoder.headDim;
-  const cos = new Float32Array(seq * d);
-  const sin = new Float32Array(seq * d);
-  for (let t = 0; t < seq; t++) writeCosSin(c.spec.rope, t, cos, sin, t * d);
-  return {
-    cos: c.g.initializer("rope_cos", "float32", [1, seq, 1, d], () => cos),
-    sin: c.g.initializer("rope_sin", "float32", [1, seq, 1, d], () => sin),
-  };
+  const d = c.spec.decoder.math.rotaryDim;
+  const tables = [...new Set(c.spec.decoder.math.layerRope)];
+  const out: RopeTable[] = [];
+  for (const r of tables) {
+    const rope = c.spec.ropes[r];
+    if (!rope) throw new AppError("internal_error", `training graph: no rope table ${r}`);
+    const cos = new Float32Array(seq * d);
+    const sin = new Float32Array(seq * d);
+    for (let t = 0; t < seq; t++) writeCosSin(rope, t, cos, sin, t * d, c.spec.longRope === true);
+    const suffix = r === 0 ? "" : `.${r}`;
+    out[r] = {
+      cos: c.g.initializer(`rope_cos${suffix}`, "float32", [1, seq, 1, d], () => cos),
+      sin: c.g.initializer(`rope_sin${suffix}`, "float32", [1, seq, 1, d], () => sin),
+    };
+  }
+  return out;
 }
 
-/** Causal mask over [G·T, T] in the grouped-query row order (query head group-major, then position). */
-function causalMask(c: Ctx, group: number): string {
+/**
+ * Causal mask over [G·T, T] in the grouped-query row order (query head group-major, then position); a
+ * sliding layer also hides keys `window` or more positions back (HF's `kv_idx > q_idx - sliding_window`).
+ */
+function attentionMask(c: Ctx, group: number, kind: LayerKind): string {
   const t = c.spec.seq;
+  const window = kind === "sliding" ? (c.spec.decoder.math.slidingWindow ?? t) : t;
   const data = new Float32Array(group * t * t);
-  for (let r = 0; r < group * t; r++) for (let s = (r % t) + 1; s < t; s++) data[r * t + s] = -1e9;
-  return c.g.initializer("causal_mask", "float32", [1, 1, group * t, t], () => data);
+  for (let r = 0; r < group * t; r++) {
+    const q = r % t;
+    for (let s = 0; s < t; s++) if (s > q || s <= q - window) data[r * t + s] = -1e9;
+  }
+  const name = kind === "full" ? "causal_mask" : "sliding_mask";
+  return c.g.initializer(name, "float32", [1, 1, group * t, t], () => data);
 }
 
-function attention(
-  c: Ctx,
-  x: string,
-  prefix: string,
-  rope: { cos: string; sin: string },
-  mask: string,
-): string {
+/** An RMSNorm weight as the norm multiplies by it: w, or gemma's (1 + w) (HF's `1.0 + self.weight.float()`). */
+function norm(c: Ctx, name: string, size = c.spec.decoder.hiddenSize): string {
+  const plusOne = c.spec.decoder.math.normPlusOne;
+  if (c.spec.trainBase?.has(name)) {
+    const w = c.g.input(trainIo.base(name), "float32", [size]);
+    return plusOne ? add(c.g, w, scalar(c.g, 1)) : w;
+  }
+  return c.g.initializer(name, "float32", [size], () => {
+    const w = c.spec.weights.get(name);
+    return plusOne ? w.map((v) => Math.fround(1 + v)) : w;
+  });
+}
+
+function layerNorm(c: Ctx, x: string, name: string, size?: number): string {
+  return rmsNorm(c.g, x, norm(c, name, size), c.spec.decoder.rmsNormEps);
+}
+
+function projections(c: Ctx, x: string, layer: number): { q: string; k: string; v: string } {
+  const d = c.spec.decoder;
+  if (!d.linears.includes("qkv_proj")) {
+    return {
+      q: familyLinear(c, x, layer, "q_proj"),
+      k: familyLinear(c, x, layer, "k_proj"),
+      v: familyLinear(c, x, layer, "v_proj"),
+    };
+  }
+  const kv = d.numKvHeads * d.headDim;
+  const [q, k, v] = splitLast(c.g, familyLinear(c, x, layer, "qkv_proj"), [d.numHeads * d.headDim, kv, kv]);
+  return { q: q as string, k: k as string, v: v as string };
+}
+
+function attention(c: Ctx, x: string, layer: number, rope: RopeTable, mask: string): string {
   const { g } = c;
   const d = c.spec.decoder;
+  const m = d.math;
   const hd = d.headDim;
   const group = d.numHeads / d.numKvHeads;
-  const lin = (m: string, inF: number, outF: number) =>
-    linear(c, x, `${prefix}.self_attn.${m}`, inF, outF, d.biased.has(m as never));
-  const q = lin("q_proj", d.hiddenSize, d.numHeads * hd);
-  const k = lin("k_proj", d.hiddenSize, d.numKvHeads * hd);
-  const v = lin("v_proj", d.hiddenSize, d.numKvHeads * hd);
-  const qr = rotary(g, reshape(g, q, [0, 0, d.numHeads, hd]), rope.cos, rope.sin, hd);
-  const kr = rotary(g, reshape(g, k, [0, 0, d.numKvHeads, hd]), rope.cos, rope.sin, hd);
+  const p = `model.layers.${layer}.self_attn`;
+  const { q, k, v } = projections(c, x, layer);
+  const heads = (y: string, n: number, normName: string) => {
+    const split = reshape(g, y, [0, 0, n, hd]);
+    const normed = m.qkNorm ? layerNorm(c, split, `${p}.${normName}.weight`, hd) : split;
+    return partialRotary(g, normed, rope.cos, rope.sin, hd, m.rotaryDim);
+  };
+  const qr = heads(q, d.numHeads, "q_norm");
+  const kr = heads(k, d.numKvHeads, "k_norm");
   const keyT = transpose(g, kr, [0, 2, 3, 1]); // [B, KVH, D, T]
   const value = transpose(g, reshape(g, v, [0, 0, d.numKvHeads, hd]), [0, 2, 1, 3]); // [B, KVH, T, D]
   const qg = transpose(g, reshape(g, qr, [0, 0, d.numKvHeads, group, hd]), [0, 2, 3, 1, 4]); // [B, KVH, G, T, D]
   const qFlat = reshape(g, qg, [0, 0, -1, hd]); // [B, KVH, G·T, D]
-  const scores = add(g, mul(g, matMul(g, qFlat, keyT), scalar(g, hd ** -0.5)), mask);
-  const ctx = matMul(g, softmax(g, scores, -1), value); // [B, KVH, G·T, D]
-  const heads = reshape(g, ctx, [0, 0, group, -1, hd]);
-  const out = reshape(g, transpose(g, heads, [0, 3, 1, 2, 4]), [0, 0, -1]); // [B, T, H·D]
-  return linear(c, out, `${prefix}.self_attn.o_proj`, d.numHeads * hd, d.hiddenSize, false);
+  const scaled = mul(g, matMul(g, qFlat, keyT), scalar(g, m.attentionScale));
+  const capped = m.attnSoftcap === null ? scaled : softcap(g, scaled, m.attnSoftcap);
+  const ctx = matMul(g, softmax(g, add(g, capped, mask), -1), value); // [B, KVH, G·T, D]
+  const grouped = reshape(g, ctx, [0, 0, group, -1, hd]);
+  const out = reshape(g, transpose(g, grouped, [0, 3, 1, 2, 4]), [0, 0, -1]); // [B, T, H·D]
+  return familyLinear(c, out, layer, "o_proj");
 }
 
-function mlp(c: Ctx, x: string, prefix: string): string {
+function mlp(c: Ctx, x: string, layer: number): string {
+  const { g } = c;
   const d = c.spec.decoder;
-  const lin = (m: string, inp: string, inF: number, outF: number) =>
-    linear(c, inp, `${prefix}.mlp.${m}`, inF, outF, false);
-  const gate = lin("gate_proj", x, d.hiddenSize, d.intermediateSize);
-  const up = lin("up_proj", x, d.hiddenSize, d.intermediateSize);
-  const act = mul(c.g, mul(c.g, gate, sigmoid(c.g, gate)), up);
-  return lin("down_proj", act, d.intermediateSize, d.hiddenSize);
-}
-
-function norm(c: Ctx, name: string): string {
-  return baseTensor(c, name, name, [c.spec.decoder.hiddenSize], () => c.spec.weights.get(name));
+  const [gate, up] = d.linears.includes("gate_up_proj")
+    ? (splitLast(g, familyLinear(c, x, layer, "gate_up_proj"), [d.intermediateSize, d.intermediateSize]) as [
+        string,
+        string,
+      ])
+    : [familyLinear(c, x, layer, "gate_proj"), familyLinear(c, x, layer, "up_proj")];
+  const act = d.math.activation === "silu" ? mul(g, gate, sigmoid(g, gate)) : geluTanh(g, gate);
+  return familyLinear(c, mul(g, act, up), layer, "down_proj");
 }
 
 function lossHead(c: Ctx, hidden: string, embed: string): { loss: string; nll: string } {
   const { g } = c;
   const d = c.spec.decoder;
   const n = c.spec.batch * c.spec.seq;
-  const normed = reshape(g, rmsNorm(g, hidden, norm(c, "model.norm.weight"), d.rmsNormEps), [
-    n,
-    d.hiddenSize,
-  ]);
+  const normed = reshape(g, layerNorm(c, hidden, "model.norm.weight"), [n, d.hiddenSize]);
   const head = d.tieWordEmbeddings
     ? embed
     : baseTensor(c, "lm_head.weight", "lm_head.weight", [d.vocabSize, d.hiddenSize], () =>
         c.spec.weights.get("lm_head.weight"),
       );
-  const logp = g.op("LogSoftmax", [g.op("Gemm", [normed, head], { transB: { i: 1 } })], { axis: { i: 1 } });
+  const logits = g.op("Gemm", [normed, head], { transB: { i: 1 } });
+  const capped = d.math.finalSoftcap === null ? logits : softcap(g, logits, d.math.finalSoftcap);
+  const logp = g.op("LogSoftmax", [capped], { axis: { i: 1 } });
   const targets = g.input(trainIo.targets, "int64", [n, 1]);
   const picked = reshape(g, g.op("GatherElements", [logp, targets], { axis: { i: 1 } }), [n]);
   const weights = g.input(trainIo.lossWeights, "float32", [n]);
@@ -210,25 +282,22 @@ function lossHead(c: Ctx, hidden: string, embed: string): { loss: string; nll: s
 export function buildTrainGraph(spec: TrainGraphSpec): GraphBuilder {
   const g = new Builder();
   const d = spec.decoder;
-  const beyond = beyondLlamaShape(d);
-  if (beyond.length > 0) {
-    // Training's graph has the llama shape only; serving computes the other families (llama-decoder.ts).
-    throw new AppError(
-      "invalid_model",
-      `the base model: training supports llama, mistral and qwen2; this model has ${beyond.join(", ")} (not supported)`,
-    );
-  }
   const c: Ctx = { g, spec, lora: new Map(spec.modules.map((m) => [m.name, m])) };
   const ids = g.input(trainIo.inputIds, "int64", [spec.batch, spec.seq]);
   const embedName = "model.embed_tokens.weight";
   const embed = baseTensor(c, embedName, embedName, [d.vocabSize, d.hiddenSize], () =>
     spec.weights.get(embedName),
   );
-  const rope = ropeTables(c);
-  const mask = causalMask(c, d.numHeads / d.numKvHeads);
+  const ropes = ropeTables(c);
+  const group = d.numHeads / d.numKvHeads;
+  const masks: Partial<Record<LayerKind, string>> = {};
+  for (const kind of new Set(d.math.layerKinds)) masks[kind] = attentionMask(c, group, kind);
   let hidden = gather(g, embed, ids); // [B, T, hidden]
+  if (d.math.embedScale !== 1) hidden = mul(g, hidden, scalar(g, d.math.embedScale));
   for (let l = 0; l < d.numLayers; l++) {
-    hidden = g.scope(`layers.${l}`, () => decoderLayer(c, hidden, `model.layers.${l}`, rope, mask));
+    const rope = ropes[d.math.layerRope[l] ?? 0] as RopeTable;
+    const mask = masks[d.math.layerKinds[l] ?? "full"] as string;
+    hidden = g.scope(`layers.${l}`, () => decoderLayer(c, hidden, l, rope, mask));
   }
   const out = lossHead(c, hidden, embed);
   if (spec.backward) {
@@ -259,17 +328,15 @@ export function buildTrainGraph(spec: TrainGraphSpec): GraphBuilder {
   return g;
 }
 
-function decoderLayer(
-  c: Ctx,
-  hidden: string,
-  p: string,
-  rope: { cos: string; sin: string },
-  mask: string,
-): string {
+function decoderLayer(c: Ctx, hidden: string, layer: number, rope: RopeTable, mask: string): string {
   const { g } = c;
-  const eps = c.spec.decoder.rmsNormEps;
-  const x = rmsNorm(g, hidden, norm(c, `${p}.input_layernorm.weight`), eps);
-  const afterAttn = add(g, hidden, attention(c, x, p, rope, mask));
-  const post = rmsNorm(g, afterAttn, norm(c, `${p}.post_attention_layernorm.weight`), eps);
-  return add(g, afterAttn, mlp(c, post, p));
+  const p = `model.layers.${layer}`;
+  const attnOut = attention(c, layerNorm(c, hidden, `${p}.input_layernorm.weight`), layer, rope, mask);
+  if (c.spec.decoder.math.sandwichNorms) {
+    const afterAttn = add(g, hidden, layerNorm(c, attnOut, `${p}.post_attention_layernorm.weight`));
+    const mlpOut = mlp(c, layerNorm(c, afterAttn, `${p}.pre_feedforward_layernorm.weight`), layer);
+    return add(g, afterAttn, layerNorm(c, mlpOut, `${p}.post_feedforward_layernorm.weight`));
+  }
+  const afterAttn = add(g, hidden, attnOut);
+  return add(g, afterAttn, mlp(c, layerNorm(c, afterAttn, `${p}.post_attention_layernorm.weight`), layer));
 }

@@ -4,6 +4,7 @@
 
 import { createRng, type Rng } from "../../src/random.ts";
 import type { HfModel } from "../engine/model/hf-model.ts";
+import { usesLongFrequencies } from "../engine/model/rope.ts";
 import type { Session } from "../engine/ort-backend.ts";
 import { createSession, type Ort } from "../engine/ort-backend.ts";
 import { countTargets, type Feeds, makeFeeds, type TokenRow } from "./batches.ts";
@@ -68,8 +69,17 @@ export class LoraTrainer {
     return this.options.params;
   }
 
-  private session(seq: number, backward: boolean): Promise<OpenSession> {
-    const key = `${seq}:${backward}`;
+  /**
+   * Whether these rows read LongRoPE's long frequencies: HF picks them for a whole forward pass when its
+   * longest position passes the original context, and a micro-batch is padded to its longest row there.
+   */
+  private longRope(rows: TokenRow[]): boolean {
+    const longest = Math.max(0, ...rows.map((r) => r.tokens.length));
+    return usesLongFrequencies(this.options.model.rope, longest);
+  }
+
+  private session(seq: number, backward: boolean, longRope: boolean): Promise<OpenSession> {
+    const key = `${seq}:${backward}:${longRope}`;
     const open = this.sessions.get(key);
     if (open) {
       this.sessions.delete(key);
@@ -79,7 +89,8 @@ export class LoraTrainer {
     const { model, params, batchSize, threads, dropout } = this.options;
     const graph = buildTrainGraph({
       decoder: model.decoder,
-      rope: model.rope,
+      ropes: model.ropes,
+      longRope,
       weights: model.weights,
       modules: params.modules,
       batch: batchSize,
@@ -136,7 +147,7 @@ export class LoraTrainer {
   /** Loss and LoRA gradients of one micro-batch, each target weighted `weightPerTarget`. */
   async gradients(rows: TokenRow[], seq: number, weightPerTarget: number) {
     const f = makeFeeds(rows, this.options.batchSize, seq, weightPerTarget);
-    const { ort, session } = await this.session(seq, true);
+    const { ort, session } = await this.session(seq, true, this.longRope(rows));
     const out = await session.run(this.feeds(ort, f, true));
     const { modules } = this.options.params;
     const read = (name: string) => out[name]?.data as Float32Array;
@@ -175,11 +186,12 @@ export class LoraTrainer {
 
   /** Sum of −log p over the rows' targets and their count (no gradients). */
   async evaluate(rows: TokenRow[], seq: number): Promise<{ nllSum: number; targets: number }> {
-    const { ort, session } = await this.session(seq, false);
     let nllSum = 0;
     let targets = 0;
     for (let i = 0; i < rows.length; i += this.options.batchSize) {
-      const f = makeFeeds(rows.slice(i, i + this.options.batchSize), this.options.batchSize, seq, 1);
+      const batch = rows.slice(i, i + this.options.batchSize);
+      const { ort, session } = await this.session(seq, false, this.longRope(batch));
+      const f = makeFeeds(batch, this.options.batchSize, seq, 1);
       const out = await session.run(this.feeds(ort, f, false), [trainIo.loss]);
       nllSum += Number((out[trainIo.loss]?.data as Float32Array | undefined)?.[0]);
       targets += f.targetCount;

@@ -36,7 +36,7 @@ export interface HfModel {
   maxPositions: number;
   /**
    * The longest sequence on which full causal attention equals the model's: a graph that has no sliding
-   * window (the fused graph, training's) stops there.
+   * window (the fused graph) stops there.
    */
   fullAttentionPositions: number;
   eosTokenIds: number[];

@@ -85,30 +85,6 @@ export function llamaMath(numLayers: number, headDim: number): DecoderMath {
   };
 }
 
-/**
- * What a spec computes beyond the llama shape with full attention, named; empty for llama, mistral and qwen2.
- * Graphs that have only that shape (training's) refuse the rest by these names.
- */
-export function beyondLlamaShape(spec: DecoderSpec): string[] {
-  const m = spec.math;
-  const found: [boolean, string][] = [
-    [m.normPlusOne, "(1 + w) RMSNorm"],
-    [m.sandwichNorms, "pre/post feed-forward norms"],
-    [m.qkNorm, "q_norm/k_norm"],
-    [m.embedScale !== 1, "scaled embeddings"],
-    [m.activation !== "silu", "GeGLU"],
-    [m.attentionScale !== spec.headDim ** -0.5, "query_pre_attn_scalar"],
-    [m.attnSoftcap !== null || m.finalSoftcap !== null, "logit soft-capping"],
-    [m.rotaryDim !== spec.headDim, "partial rotary"],
-    [m.layerRope.some((r) => r !== 0), "a local rope"],
-    [
-      spec.linears.includes("qkv_proj") || spec.linears.includes("gate_up_proj"),
-      "fused qkv_proj/gate_up_proj",
-    ],
-  ];
-  return found.filter(([on]) => on).map(([, name]) => name);
-}
-
 /** Which rope tables and masks the graph reads: the engine feeds exactly these. */
 export function stepInputsOf(spec: DecoderSpec): { ropes: number[]; masks: LayerKind[] } {
   return {

@@ -3,6 +3,8 @@
 // template kwargs (vLLM's chat_template_kwargs), and its continue_final_message cut.
 import { Template } from "@huggingface/jinja";
 import { AppError } from "../../../src/errors.ts";
+// Python's strip(chars) semantics for the templates (python-strip.ts says why).
+import "./python-strip.ts";
 
 export interface ChatMessage {
   role: string;

@@ -23,8 +23,8 @@ function readData(path: string, tok: RunnerTokenizer, model: HfModel, s: TrainSe
   if (!existsSync(path)) throw new AppError("invalid_request", `--data ${path}: no such file`);
   const { examples, bad } = parseJsonl(readFileSync(path, "utf8"), tok, model.eosTokenIds, {
     allTokens: s.allTokens,
-    // Training's graph has no sliding-window mask: examples stop where full attention equals the model's.
-    maxTokens: Math.min(s.maxTokens, model.fullAttentionPositions),
+    // Training's graph has the model's sliding-window masks, so examples may use the whole context.
+    maxTokens: Math.min(s.maxTokens, model.maxPositions),
   });
   for (const b of bad) sink.event("bad_row", { file: path, line: b.line, problem: b.problem });
   if (bad.length > 0 && !s.skipBadRows) {
