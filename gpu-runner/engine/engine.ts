@@ -14,7 +14,13 @@ import {
   type Precision,
 } from "./onnx/fused-decoder.ts";
 import type { LinearName, LoraPath, WeightSource } from "./onnx/llama-decoder.ts";
-import { createSession, loadOrt, type SessionRequest } from "./ort-backend.ts";
+import {
+  createSession,
+  loadOrt,
+  type SessionRequest,
+  WEBGPU_VALIDATION,
+  type WebGpuSettings,
+} from "./ort-backend.ts";
 import { OrtEngine } from "./ort-engine.ts";
 import type { Backend, Device, Engine, ModelInfo } from "./types.ts";
 
@@ -54,6 +60,14 @@ export interface EngineOptions {
   precision?: Precision;
   /** Fused graph only: "int4" stores the base linears 4-bit (MatMulNBits, block 32); adapters stay exact. */
   quantize?: "int4";
+  /**
+   * Fused graph only: the decode step's narrow products split over K (onnx/fused-decoder.ts, `splitK`).
+   * Default on WebGPU, where its MatMul leaves most of the GPU idle at 32 rows; off on the CPU. A number
+   * is the smallest slice of K (default 128), so small test models split too.
+   */
+  splitK?: boolean | number;
+  /** WebGPU provider settings (Dawn validation level); ignored on the CPU. */
+  webgpu?: WebGpuSettings;
   /** Fused graph only: sequences held at once (the batch width of every step); default 32. */
   lanes?: number;
   /**
@@ -122,6 +136,16 @@ function checkOptions(o: ModelEngineOptions): void {
     throw bad("precision", `"float32" with graph "primitive" (float16 needs the fused graph)`, o.precision);
   }
   if (o.quantize !== undefined && o.quantize !== "int4") throw bad("quantize", `"int4"`, o.quantize);
+  if (typeof o.splitK === "number" && (!Number.isInteger(o.splitK) || o.splitK < 1)) {
+    throw bad("splitK", "a boolean or an integer >= 1 (the smallest slice of K)", o.splitK);
+  }
+  if (o.splitK !== undefined && o.graph === "primitive") {
+    throw bad("splitK", `absent with graph "primitive" (split-K products are the fused graph's)`, o.splitK);
+  }
+  const wv = o.webgpu?.validation;
+  if (wv !== undefined && !WEBGPU_VALIDATION.includes(wv)) {
+    throw bad("webgpu.validation", `one of ${WEBGPU_VALIDATION.join(", ")}`, wv);
+  }
   if (o.quantize && o.graph === "primitive") {
     throw bad("quantize", `absent with graph "primitive" (int4 needs the fused graph)`, o.quantize);
   }
@@ -188,7 +212,13 @@ export async function createEngineFromModel(model: HfModel, options: ModelEngine
           path: options.loraPath ?? defaultLoraPath(device, options.maxSlots, options.maxRank),
         }
       : null;
-  const request: SessionRequest = { device, backend, threads, profile: options.profile };
+  const request: SessionRequest = {
+    device,
+    backend,
+    threads,
+    profile: options.profile,
+    webgpu: options.webgpu,
+  };
   const ort = await loadOrt(backend, threads);
   const feeds = options.hostFeeds ? "cpu" : device;
   const kvFeeder = KV_FEEDERS[feeds](ort, model.decoder);
@@ -246,8 +276,16 @@ async function createFusedEngine(
           path: "dense" as const,
         }
       : null;
-  const request: SessionRequest = { device, backend, threads, profile: options.profile };
+  const request: SessionRequest = {
+    device,
+    backend,
+    threads,
+    profile: options.profile,
+    webgpu: options.webgpu,
+  };
   const ort = await loadOrt(backend, threads);
+  const splitK = options.splitK ?? device === "webgpu";
+  const split = splitK !== false;
   // One spare position per lane: a lane left out of a decode step takes a padding token there.
   const capacity = context + 1;
   const graph = buildFusedDecoder(model.decoder, options.weights ?? model.weights, {
@@ -256,6 +294,7 @@ async function createFusedEngine(
     capacity,
     rope: model.rope,
     quantize: options.quantize ?? null,
+    splitK,
   });
   // No preferred output locations: the KV buffers are bound as outputs, which onnxruntime-node honours only
   // on that path; the merge session's outputs stay on the device (fused-engine.ts, KvLanes).
@@ -281,6 +320,10 @@ async function createFusedEngine(
   const stacks = slots && {
     feeds: () => groupLoraStacks(d, slots.layout, slots.feeds()),
     copies: true,
+    // the grouped stacks keep each slot in one place (lora-slots.ts `slotViewOf`), so writes can be patched
+    layout: slots.layout,
+    takeWritten: () => slots.takeWritten(),
+    slotFeeds: (slot: number) => groupLoraStacks(d, { ...slots.layout, maxSlots: 1 }, slots.slotFeeds(slot)),
   };
   const loraFeeds = stacks ? LORA_FEEDS[feeds](ort, stacks, request, precision) : null;
   return FusedEngine.create({
@@ -298,5 +341,6 @@ async function createFusedEngine(
     capacity,
     maxRank: options.maxRank,
     profile: !!options.profile,
+    splitK: split,
   });
 }

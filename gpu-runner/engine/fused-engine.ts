@@ -35,6 +35,8 @@ export interface FusedEngineParts {
   capacity: number;
   maxRank: number;
   profile: boolean;
+  /** The graph was built with split-K products and takes `rows_shape` (onnx/fused-decoder.ts). */
+  splitK: boolean;
 }
 
 interface Lane {
@@ -335,6 +337,7 @@ export class FusedEngine implements Engine {
       [fusedIo.totalLength]: new ort.Tensor("int32", Int32Array.of(total), []),
       [fusedIo.logitRows]: new ort.Tensor("int64", logitRows, [lanes.length]),
       [fusedIo.attentionBias]: attentionBias(ort, this.parts.precision, visible, seq, total),
+      ...this.rowsShape(width, seq),
       ...kv.feeds,
       ...(await this.parts.loraFeeds?.get()),
     };
@@ -365,6 +368,7 @@ export class FusedEngine implements Engine {
       [fusedIo.totalLength]: new ort.Tensor("int32", Int32Array.of(seq), []),
       [fusedIo.logitRows]: new ort.Tensor("int64", BigInt64Array.of(BigInt(seq - 1)), [1]),
       [fusedIo.attentionBias]: attentionBias(ort, this.parts.precision, [seq], seq, seq),
+      ...this.rowsShape(1, seq),
       ...kv.feeds,
       ...(await this.parts.loraFeeds?.get()),
     };
@@ -377,6 +381,17 @@ export class FusedEngine implements Engine {
     await this.kv.merge(lane);
     (this.lanes[lane] as Lane).length = seq;
     return ((out[fusedIo.logits] as OrtTensor).data as Float32Array).slice(0, this.info.vocabSize);
+  }
+
+  private rowsShape(batch: number, seq: number): Record<string, OrtTensor> {
+    if (!this.parts.splitK) return {};
+    return {
+      [fusedIo.rowsShape]: new this.parts.ort.Tensor(
+        "int64",
+        BigInt64Array.of(BigInt(batch), BigInt(seq), -1n),
+        [3],
+      ),
+    };
   }
 
   /**

@@ -1,12 +1,15 @@
 // How the LoRA stacks reach the session, per device. CPU: tensors wrap the stacks' arrays, so a slot write
 // is seen by the next run with no copy. WebGPU: the stacks are uploaded once into GPU buffers (through a
-// one-node session whose output stays on the GPU) and fed from there; a slot write marks them for upload
-// before the next step, instead of sending every stack over PCIe on every step.
+// one-node session whose output stays on the GPU) and fed from there. A slot write sends only that slot's
+// values: a small session takes the resident stack and the slot's values and writes the new stack on the
+// device, so a refill moves one adapter over PCIe, not every slot of every stack (~400 MB at the H200 shape).
 
 import { toFloat16 } from "./float16.ts";
 import { GraphBuilder } from "./onnx/graph-builder.ts";
 import { createSession, type Ort, type OrtTensor, type Session, type SessionRequest } from "./ort-backend.ts";
 import type { Precision } from "./onnx/fused-decoder.ts";
+import type { LoraLayout } from "./onnx/llama-decoder.ts";
+import { type SlotView, slotViewOf } from "./lora-slots.ts";
 import type { Device } from "./types.ts";
 
 /**
@@ -17,12 +20,20 @@ import type { Device } from "./types.ts";
 export interface StackSource {
   feeds(): { name: string; dims: number[]; data: Float32Array }[];
   copies?: boolean;
+  /** With takeWritten: where each slot lies in the stacks (lora-slots.ts `slotViewOf`). */
+  layout?: LoraLayout;
+  /** The slots written since the last call (lora-slots.ts); absent: every write re-sends every stack. */
+  takeWritten?(): number[];
+  /** One slot's values of every stack, laid out as [outer, 1, inner] of its view (lora-slots.ts). */
+  slotFeeds?(slot: number): { name: string; dims: number[]; data: Float32Array }[];
 }
 
 export interface LoraFeeds {
   get(): Promise<Record<string, OrtTensor>>;
   /** A slot was written: the next get() must reflect it. */
   changed(): void;
+  /** Bytes sent to the device so far (0 where the stacks are fed from host memory). */
+  sentBytes(): number;
   dispose(): Promise<void>;
 }
 
@@ -51,6 +62,7 @@ function hostLoraFeeds(ort: Ort, slots: StackSource, precision: Precision): Lora
       // float32 tensors share the stacks' memory; copies must be redone.
       stale = precision === "float16" || slots.copies === true;
     },
+    sentBytes: () => 0,
     dispose: async () => {},
   };
 }
@@ -64,23 +76,62 @@ function uploadGraph(rank: number, precision: Precision): GraphBuilder {
   return g;
 }
 
+/**
+ * y = x with one slot replaced: x (resident, `rank` dims) read as [outer, slots, inner] (`view`), the slot's
+ * values `patch` [outer, 1, inner] where `mask` [1, slots, 1] is true. Only the patch and the mask cross to
+ * the device; the copy of x happens there.
+ */
+function patchGraph(rank: number, precision: Precision): GraphBuilder {
+  const g = new GraphBuilder();
+  const dims = Array.from({ length: rank }, (_, i) => `d${i}`);
+  const x = g.input("x", precision, dims);
+  const patch = g.input("patch", precision, ["outer", 1, "inner"]);
+  const mask = g.input("mask", "bool", [1, "slots", 1]);
+  const view = g.input("view", "int64", [3]);
+  const replaced = g.op("Where", [mask, patch, g.op("Reshape", [x, view])]);
+  g.output("y", g.op("Reshape", [replaced, g.op("Shape", [x])]), precision, dims);
+  return g;
+}
+
 function residentLoraFeeds(
   ort: Ort,
   slots: StackSource,
   req: SessionRequest,
   precision: Precision,
 ): LoraFeeds {
-  // One uploader per rank: the gather layout's stacks are 3-D, the dense layout's 2-D.
-  const uploaders = new Map<number, Session>();
-  const upload = async (host: OrtTensor) => {
-    const rank = host.dims.length;
-    let uploader = uploaders.get(rank);
-    if (!uploader) {
-      uploader = (await createSession(uploadGraph(rank, precision), { ...req, outputLocation: "gpu-buffer" }))
-        .session;
-      uploaders.set(rank, uploader);
+  // on the CPU (tests, --host-feeds off) the same sessions run with their outputs in host memory
+  const outputLocation = req.device === "webgpu" ? ("gpu-buffer" as const) : undefined;
+  // One session per kind and input rank: the gather layout's stacks are 3-D, the dense layout's 2-D.
+  const sessions = new Map<string, Session>();
+  const session = async (kind: "upload" | "patch", rank: number) => {
+    const key = `${kind}${rank}`;
+    let s = sessions.get(key);
+    if (!s) {
+      const graph = kind === "upload" ? uploadGraph(rank, precision) : patchGraph(rank, precision);
+      s = (await createSession(graph, { ...req, profile: undefined, outputLocation })).session;
+      sessions.set(key, s);
     }
-    return (await uploader.run({ x: host })).y as OrtTensor;
+    return s;
+  };
+  let sent = 0;
+  const host = (data: Float32Array, dims: number[]): OrtTensor => {
+    sent += data.length * (precision === "float16" ? 2 : 4);
+    return precision === "float16"
+      ? new ort.Tensor("float16", toFloat16(data), dims)
+      : new ort.Tensor("float32", data, dims);
+  };
+  const upload = async (f: { dims: number[]; data: Float32Array }) =>
+    (await (await session("upload", f.dims.length)).run({ x: host(f.data, f.dims) })).y as OrtTensor;
+  const patch = async (resident: OrtTensor, values: Float32Array, view: SlotView, slot: number) => {
+    const mask = new Uint8Array(view.slots);
+    mask[slot - view.first] = 1;
+    const run = await (await session("patch", resident.dims.length)).run({
+      x: resident,
+      patch: host(values, [view.outer, 1, view.inner]),
+      mask: new ort.Tensor("bool", mask, [1, view.slots, 1]),
+      view: new ort.Tensor("int64", BigInt64Array.from([view.outer, view.slots, view.inner], BigInt), [3]),
+    });
+    return run.y as OrtTensor;
   };
   let resident: Record<string, OrtTensor> | null = null;
   let stale = true;
@@ -91,11 +142,24 @@ function residentLoraFeeds(
   return {
     async get() {
       if (resident && !stale) return resident;
+      const written = slots.takeWritten?.() ?? null;
+      const { layout, slotFeeds } = slots;
+      if (resident !== null && written !== null && layout !== undefined && slotFeeds !== undefined) {
+        const current: Record<string, OrtTensor> = resident;
+        for (const slot of written) {
+          for (const f of slotFeeds.call(slots, slot)) {
+            const old = current[f.name] as OrtTensor;
+            const next = await patch(old, f.data, slotViewOf(f.name, old.dims, layout), slot);
+            old.dispose();
+            current[f.name] = next;
+          }
+        }
+        stale = false;
+        return current;
+      }
       release();
       const next: Record<string, OrtTensor> = {};
-      for (const [name, host] of Object.entries(hostTensors(ort, slots, precision))) {
-        next[name] = await upload(host);
-      }
+      for (const f of slots.feeds()) next[f.name] = await upload(f);
       resident = next;
       stale = false;
       return resident;
@@ -103,11 +167,22 @@ function residentLoraFeeds(
     changed() {
       stale = true;
     },
+    sentBytes: () => sent,
     async dispose() {
       release();
-      for (const u of uploaders.values()) await u.release();
+      for (const s of sessions.values()) await s.release();
     },
   };
+}
+
+/** The device's feeds, or resident ones whatever the device (the WebGPU logic, testable on the CPU). */
+export function createResidentLoraFeeds(
+  ort: Ort,
+  slots: StackSource,
+  req: SessionRequest,
+  precision: Precision = "float32",
+): LoraFeeds {
+  return residentLoraFeeds(ort, slots, req, precision);
 }
 
 export const LORA_FEEDS: Record<

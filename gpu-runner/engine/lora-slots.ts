@@ -64,9 +64,37 @@ function slotMask(ort: Ort, rowSlots: readonly number[], l: LoraLayout): OrtTens
   return new ort.Tensor("float32", mask, [rowSlots.length, 1, columns]);
 }
 
+/**
+ * Where one slot lies in a stack: the stack read as [outer, slots, inner] (row-major) holds slot s at index
+ * s - first of the middle axis, so a slot's values are `outer` runs of `inner` contiguous values.
+ */
+export interface SlotView {
+  outer: number;
+  slots: number;
+  inner: number;
+  first: number;
+}
+
+/**
+ * The view of a stack of this layout by its graph input name and dims: gather stacks are [S+1, in, R] and
+ * [S+1, R, out]; dense A stacks [in, n·S·R] and B stacks [n·S·R, out] (n = 1, or the fused graph's group of
+ * n linears, onnx/fused-decoder.ts `groupLoraStacks`), each linear's S·R columns (rows for B) slot-major.
+ */
+export function slotViewOf(name: string, dims: readonly number[], layout: LoraLayout): SlotView {
+  const [d0, d1, d2] = dims as [number, number, number | undefined];
+  if (dims.length === 3) return { outer: 1, slots: d0, inner: d1 * (d2 as number), first: 0 };
+  const block = layout.maxSlots * layout.maxRank;
+  if (name.startsWith("lora_a.")) {
+    return { outer: d0 * (d1 / block), slots: layout.maxSlots, inner: layout.maxRank, first: 1 };
+  }
+  return { outer: d0 / block, slots: layout.maxSlots, inner: layout.maxRank * d1, first: 1 };
+}
+
 export class LoraSlots {
   readonly layout: LoraLayout;
   private readonly stacks = new Map<string, Stack>();
+  /** Slots written since the last takeWritten(), for feeds that send only what changed (lora-feeds.ts). */
+  private readonly written = new Set<number>();
   private readonly inputNames = new Map<string, { a: string; b: string }>();
   private readonly geometry: StackGeometry;
 
@@ -97,6 +125,29 @@ export class LoraSlots {
       const dims = this.geometry.dims(s.inFeatures, s.outFeatures, this.layout);
       out.push({ name: names.a, dims: dims.a, data: s.a });
       out.push({ name: names.b, dims: dims.b, data: s.b });
+    }
+    return out;
+  }
+
+  /**
+   * One slot's values of every stack, under the stacks' names, as a layout of one slot lays them out (dense:
+   * A [in, R], B [R, out]; gather: [1, in, R], [1, R, out]): what a feed sends when only this slot changed.
+   */
+  slotFeeds(slot: number): { name: string; dims: number[]; data: Float32Array }[] {
+    const r = this.layout.maxRank;
+    const gather = (this.layout.path ?? "gather") === "gather";
+    const out: { name: string; dims: number[]; data: Float32Array }[] = [];
+    for (const [module, s] of this.stacks) {
+      const names = this.inputNames.get(module) as { a: string; b: string };
+      const [aBase, aStride] = [this.geometry.aBase(s, slot, r), this.geometry.aStride(s, this.layout)];
+      const a = new Float32Array(s.inFeatures * r);
+      for (let i = 0; i < s.inFeatures; i++) {
+        a.set(s.a.subarray(aBase + i * aStride, aBase + i * aStride + r), i * r);
+      }
+      const bBase = this.geometry.bBase(s, slot, r);
+      const b = s.b.slice(bBase, bBase + r * s.outFeatures);
+      out.push({ name: names.a, dims: gather ? [1, s.inFeatures, r] : [s.inFeatures, r], data: a });
+      out.push({ name: names.b, dims: gather ? [1, r, s.outFeatures] : [r, s.outFeatures], data: b });
     }
     return out;
   }
@@ -148,30 +199,40 @@ export class LoraSlots {
         details: problems,
       });
     }
-    for (const s of this.stacks.values()) this.clear(s, slot);
-    for (const m of adapter?.modules ?? []) this.write(this.stacks.get(m.module) as Stack, slot, m);
+    // one pass per stack: a written module's tail past its rank is zeroed as it is written, so nothing is
+    // written twice (a refill from the host tier is this copy and nothing else)
+    const byModule = new Map((adapter?.modules ?? []).map((m) => [m.module, m]));
+    for (const [name, s] of this.stacks) this.write(s, slot, byModule.get(name) ?? null);
+    this.written.add(slot);
   }
 
-  private clear(s: Stack, slot: number): void {
-    const r = this.layout.maxRank;
-    const [aBase, aStride] = [this.geometry.aBase(s, slot, r), this.geometry.aStride(s, this.layout)];
-    for (let i = 0; i < s.inFeatures; i++) s.a.fill(0, aBase + i * aStride, aBase + i * aStride + r);
-    const bBase = this.geometry.bBase(s, slot, r);
-    s.b.fill(0, bBase, bBase + r * s.outFeatures);
+  /** The slots written since the last call, in no order; the record starts empty again. */
+  takeWritten(): number[] {
+    const out = [...this.written];
+    this.written.clear();
+    return out;
   }
 
-  private write(s: Stack, slot: number, m: AdapterModuleWeights): void {
+  /** Slot `slot` of stack `s` := module `m` (A^T and scale·B^T, zero past its rank), or zeros for null. */
+  private write(s: Stack, slot: number, m: AdapterModuleWeights | null): void {
     const r = this.layout.maxRank;
+    const rank = m?.rank ?? 0;
     const [aBase, aStride] = [this.geometry.aBase(s, slot, r), this.geometry.aStride(s, this.layout)];
     const bBase = this.geometry.bBase(s, slot, r);
-    // A^T, i outer: each input row's rank values are contiguous in both layouts. a is [rank, in] row-major.
-    for (let i = 0; i < s.inFeatures; i++) {
-      for (let j = 0; j < m.rank; j++) s.a[aBase + i * aStride + j] = m.a[j * s.inFeatures + i] as number;
+    const { inFeatures, outFeatures } = s;
+    // A^T, i outer: each input row's R values are contiguous in both layouts. a is [rank, in] row-major.
+    for (let i = 0; i < inFeatures; i++) {
+      const row = aBase + i * aStride;
+      for (let j = 0; j < rank; j++)
+        s.a[row + j] = (m as AdapterModuleWeights).a[j * inFeatures + i] as number;
+      for (let j = rank; j < r; j++) s.a[row + j] = 0;
     }
-    // scale·B^T: b is [out, rank] row-major.
-    for (let j = 0; j < m.rank; j++) {
-      for (let o = 0; o < s.outFeatures; o++)
-        s.b[bBase + j * s.outFeatures + o] = m.scale * (m.b[o * m.rank + j] as number);
+    // scale·B^T, o inner so the writes are contiguous: b is [out, rank] row-major.
+    for (let j = 0; j < rank; j++) {
+      const { b, scale } = m as AdapterModuleWeights;
+      const row = bBase + j * outFeatures;
+      for (let o = 0; o < outFeatures; o++) s.b[row + o] = scale * (b[o * rank + j] as number);
     }
+    s.b.fill(0, bBase + rank * outFeatures, bBase + r * outFeatures);
   }
 }

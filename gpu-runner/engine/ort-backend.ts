@@ -35,12 +35,31 @@ export interface SessionRequest {
   profile?: string;
   /** Where outputs stay: "gpu-buffer" keeps them on the device for the next run (all, or by output name). */
   outputLocation?: "gpu-buffer" | Record<string, "gpu-buffer">;
+  /** WebGPU provider settings (ignored off WebGPU); defaults are onnxruntime's. */
+  webgpu?: WebGpuSettings;
+}
+
+/** Dawn/WebGPU validation levels, as onnxruntime's WebGPU provider names them. */
+export const WEBGPU_VALIDATION = ["disabled", "wgpuOnly", "basic", "full"] as const;
+export type WebGpuValidation = (typeof WEBGPU_VALIDATION)[number];
+
+export interface WebGpuSettings {
+  /**
+   * "disabled" skips Dawn's per-dispatch validation (host time per kernel); "basic" is onnxruntime's
+   * release default. docs/decisions/0006-fused-webgpu-decoder.md has the measurement.
+   */
+  validation?: WebGpuValidation;
+}
+
+function webgpuProvider(settings: WebGpuSettings | undefined) {
+  return settings?.validation ? { name: "webgpu", validationMode: settings.validation } : "webgpu";
 }
 
 function sessionOptions(req: SessionRequest): OrtNode.InferenceSession.SessionOptions {
-  const provider = req.device === "webgpu" ? "webgpu" : req.backend === "wasm" ? "wasm" : "cpu";
+  const webgpu = req.device === "webgpu";
+  const provider = webgpu ? webgpuProvider(req.webgpu) : req.backend === "wasm" ? "wasm" : "cpu";
   return {
-    executionProviders: [provider],
+    executionProviders: [provider] as OrtNode.InferenceSession.SessionOptions["executionProviders"],
     intraOpNumThreads: req.threads,
     interOpNumThreads: 1,
     executionMode: "sequential",

@@ -8,6 +8,8 @@ export interface AdapterTierMetrics {
   /** Weights copied into a slot, by source: "load" (first placement) or "host" (a refill from host memory). */
   slotWrites: Counter;
   slotWriteSeconds: Histogram;
+  /** Parse, validation and decode of an uploaded or read adapter (a load's work before any slot write). */
+  prepareSeconds: Histogram;
   /** Adapters dropped from host memory to make room under its bounds. */
   hostEvictions: Counter;
   /** Slots set draining so that an adapter waiting for a slot gets one. */
@@ -30,6 +32,13 @@ export function createAdapterTierMetrics(metrics: RunnerMetrics): AdapterTierMet
         "runner_adapter_slot_write_seconds",
         "Time to copy one adapter's weights into a slot",
         [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+      ),
+    ),
+    prepareSeconds: metrics.register(
+      new Histogram(
+        "runner_adapter_prepare_seconds",
+        "Time to parse, validate and decode one loaded adapter's files",
+        [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       ),
     ),
     hostEvictions: metrics.register(
@@ -58,8 +67,16 @@ export interface TierView {
   host(): HostTier;
 }
 
-/** Gauges over the tiers' contents, read when scraped. */
-export function watchAdapterTiers(metrics: RunnerMetrics, adapters: TierView): void {
+/**
+ * Gauges over the tiers' contents, read when scraped, and the process's resident memory (the name
+ * Prometheus' process collector and so vLLM's /metrics use), against which the host tier's bytes are budgeted.
+ */
+export function watchAdapterTiers(
+  metrics: RunnerMetrics,
+  adapters: TierView,
+  residentBytes: () => number = () => process.memoryUsage().rss,
+): void {
+  metrics.addGauge("process_resident_memory_bytes", "Resident memory size in bytes", residentBytes);
   metrics.addGauge(
     "runner_host_adapters",
     "Adapters in the host-memory tier (those in slots included)",

@@ -349,6 +349,7 @@ export class AdapterCache {
       label,
       ...(input.weightsSha256 === undefined ? {} : { weightsSha256: input.weightsSha256 }),
     });
+    this.tierMetrics?.prepareSeconds.observe((performance.now() - started) / 1000);
     if (prepared.rank > this.engine.maxRank) {
       throw new AppError(
         "invalid_adapter",

@@ -4,7 +4,7 @@
 // merge-and-swap baseline. Prints a table; `--write FILE` also puts it into that markdown file between this
 // configuration's markers.
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineCommand, runMain } from "citty";
@@ -13,10 +13,12 @@ import { type HfModel, loadHfModel } from "../../gpu-runner/engine/model/hf-mode
 import { readPeftDir } from "../../gpu-runner/engine/model/peft-dir.ts";
 import type { Precision } from "../../gpu-runner/engine/onnx/fused-decoder.ts";
 import type { LoraPath } from "../../gpu-runner/engine/onnx/llama-decoder.ts";
+import type { WebGpuSettings } from "../../gpu-runner/engine/ort-backend.ts";
 import type { AdapterWeights, Backend, Device, Engine } from "../../gpu-runner/engine/types.ts";
 import { PEFT_CONFIG_FILE } from "../../src/adapters/peft-files.ts";
 import { formatProfile, summariseProfile } from "./ort-profile.ts";
 import { measureAll, type Row, type Scenario, table, writeSection } from "./runner-report.ts";
+import { runAdapterBench } from "./runner-adapters.ts";
 import { generate, mergeAndSwap, type Workload } from "./runner-scenarios.ts";
 import { type SyntheticModelOptions, writeSyntheticAdapter, writeSyntheticModel } from "./synthetic-model.ts";
 
@@ -53,6 +55,8 @@ interface EngineConfig {
   graph: "fused" | "primitive";
   precision?: Precision;
   quantize?: "int4";
+  webgpu?: WebGpuSettings;
+  splitK?: boolean;
 }
 
 const ENGINE_CONFIGS: Record<string, EngineConfig> = {
@@ -60,6 +64,19 @@ const ENGINE_CONFIGS: Record<string, EngineConfig> = {
   fused32: { label: "fused graph, float32", graph: "fused", precision: "float32" },
   fused16: { label: "fused graph, float16", graph: "fused", precision: "float16" },
   int4: { label: "fused graph, float16, int4 base", graph: "fused", precision: "float16", quantize: "int4" },
+  // WebGPU provider settings, measured against fused16 (docs/decisions/0006-fused-webgpu-decoder.md).
+  "fused16-novalidate": {
+    label: "fused graph, float16, Dawn validation off",
+    graph: "fused",
+    precision: "float16",
+    webgpu: { validation: "disabled" },
+  },
+  "fused16-nosplit": {
+    label: "fused graph, float16, no split-K",
+    graph: "fused",
+    precision: "float16",
+    splitK: false,
+  },
 };
 
 /** The engine options a configuration stands for, with `lanes` rows per step on the fused graph. */
@@ -70,6 +87,8 @@ function graphOptionsOf(config: EngineConfig, lanes: number) {
         precision: config.precision,
         lanes,
         ...(config.quantize ? { quantize: config.quantize } : {}),
+        ...(config.webgpu ? { webgpu: config.webgpu } : {}),
+        ...(config.splitK !== undefined ? { splitK: config.splitK } : {}),
       }
     : { graph: "primitive" as const };
 }
@@ -100,9 +119,17 @@ interface EngineChoice {
   precision?: Precision;
   lanes?: number;
   quantize?: "int4";
+  webgpu?: WebGpuSettings;
+  splitK?: boolean;
 }
 
-async function profileMixed(model: HfModel, o: EngineChoice, adapters: number, w: Workload): Promise<string> {
+async function profileMixed(
+  model: HfModel,
+  o: EngineChoice,
+  adapters: number,
+  w: Workload,
+  keepIn?: string,
+): Promise<string> {
   const prefix = join(tmpdir(), `lora-edge-profile-${process.pid}`);
   const engine = await createEngineFromModel(model, {
     ...o,
@@ -122,6 +149,7 @@ async function profileMixed(model: HfModel, o: EngineChoice, adapters: number, w
   );
   if (!file) return "(no profile written)";
   const summary = formatProfile(summariseProfile(join(dir, file)));
+  if (keepIn) copyFileSync(join(dir, file), join(keepIn, file));
   rmSync(join(dir, file));
   return summary;
 }
@@ -160,6 +188,7 @@ const command = defineCommand({
       default: false,
       description: "always profile the mixed batch (else only when mixed < 0.9 × base)",
     },
+    profileDir: { type: "string", description: "with --profile: a folder to keep the raw traces in" },
     profileEngines: {
       type: "string",
       description: "with --profile: which engines to profile (default: all measured)",
@@ -180,11 +209,38 @@ const command = defineCommand({
       default: false,
       description: "feed LoRA stacks and KV from host memory every step",
     },
+    adapters: {
+      type: "string",
+      description:
+        "distinct adapter counts N (e.g. 8,64,512,2000): instead of the engine scenarios, the real runner under the same load for each N, adapters drawn with Zipf popularity (scripts/bench/runner-adapters.ts)",
+    },
+    requests: {
+      type: "string",
+      description: "with --adapters: requests per N (default 16 × batch), --batch of them in flight",
+    },
+    maxCpuLoras: {
+      type: "string",
+      description: "with --adapters: the runner's --max-cpu-loras (default: no count bound)",
+    },
+    adapterCacheBytes: {
+      type: "string",
+      default: String(16 * 1024 ** 3),
+      description: "with --adapters: the runner's --adapter-cache-bytes",
+    },
+    probes: {
+      type: "string",
+      default: "10",
+      description: "with --adapters: requests per kind in the one-at-a-time first-token breakdown",
+    },
   },
   async run({ args }) {
     const shape = SHAPES[args.shape];
     if (!shape)
       throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(", ")}; got "${args.shape}"`);
+    if (args.adapters !== undefined) return await adaptersMode(args, shape);
+    const onlyWithAdapters = ["requests", "maxCpuLoras", "adapterCacheBytes", "probes"];
+    const stray = onlyWithAdapters.filter((f) => flagGiven(f));
+    if (stray.length > 0) throw new Error(`--${stray[0]}: only with --adapters`);
     const device = args.device as Device;
     const backend = args.backend as Backend;
     const threads = Number(args.threads);
@@ -277,8 +333,9 @@ const command = defineCommand({
         { ...o, maxSlots, loraPath: "dense", ...graphOptionsOf(config, w.batch) },
         w.batch,
         w,
+        args.profileDir,
       );
-      profiles.push("", `Per-op profile of the mixed batch, ${config.label} (ORT kernel time):`, "", summary);
+      profiles.push("", `Profile of the mixed batch, ${config.label}:`, "", summary);
     }
     const peers = args.peers
       ? runPeers(args.peers, dir, w, Number(args.peerRepeats), mixedOf(groups, rows), { device, threads })
@@ -301,6 +358,84 @@ const command = defineCommand({
       writeSection(args.write, `bench:runner:${args.shape}:${device}:${backend}${suffix}`, body);
   },
 });
+
+/** Whether the command line names the flag (citty fills in defaults, so its args cannot tell). */
+function flagGiven(name: string): boolean {
+  return process.argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+}
+
+function positiveInt(flag: string, raw: string): number {
+  if (!/^\d+$/.test(raw) || Number(raw) < 1)
+    throw new Error(`--${flag} must be an integer >= 1; got "${raw}"`);
+  return Number(raw);
+}
+
+/** `--adapters N,...`: the many-adapter load on the real runner (scripts/bench/runner-adapters.ts). */
+async function adaptersMode(
+  args: Record<string, unknown>,
+  shape: Omit<SyntheticModelOptions, "seed">,
+): Promise<void> {
+  // the engine scenarios' own flags change nothing here, so they are refused rather than ignored
+  const engineOnly = [
+    "engines",
+    "peers",
+    "peerRepeats",
+    "loraPath",
+    "profile",
+    "profileEngines",
+    "skipSwap",
+    "hostFeeds",
+  ];
+  const stray = engineOnly.filter((f) => flagGiven(f));
+  if (stray.length > 0)
+    throw new Error(`--${stray[0]}: not used with --adapters (the runner's own graph serves)`);
+  const device = args.device as Device;
+  if (device !== "cpu" && device !== "webgpu")
+    throw new Error(`--device must be cpu or webgpu; got "${device}"`);
+  const backend = args.backend as Backend;
+  const counts = String(args.adapters)
+    .split(",")
+    .map((c) => positiveInt("adapters", c.trim()));
+  const batch = positiveInt("batch", String(args.batch ?? (args.shape === "h200" ? 32 : 8)));
+  const slots = positiveInt("slots", String(args.slots ?? batch));
+  const dir = String(args.modelDir ?? join(".data", "bench", String(args.shape)));
+  const families = 8;
+  const loadBefore = loadavg()[0]?.toFixed(2);
+  ensureModel(dir, { ...shape, seed: 7 }, families);
+  const settings = {
+    modelDir: dir,
+    familyDirs: Array.from({ length: families }, (_, k) => join(dir, "adapters", `a${k}`)),
+    counts,
+    device,
+    backend,
+    threads: positiveInt("threads", String(args.threads)),
+    slots,
+    batch,
+    requests: positiveInt("requests", String(args.requests ?? 16 * batch)),
+    promptTokens: positiveInt("prompt", String(args.prompt)),
+    newTokens: positiveInt("new", String(args.new)),
+    repeats: positiveInt("repeats", String(args.repeats)),
+    maxCpuLoras: args.maxCpuLoras === undefined ? null : positiveInt("maxCpuLoras", String(args.maxCpuLoras)),
+    adapterCacheBytes: positiveInt("adapterCacheBytes", String(args.adapterCacheBytes)),
+    probes: positiveInt("probes", String(args.probes)),
+  };
+  const started = performance.now();
+  const { lines } = await runAdapterBench(settings);
+  const cpu = cpus()[0]?.model ?? "unknown CPU";
+  const threads = device === "cpu" ? `, ${settings.threads} onnxruntime thread(s)` : "";
+  const body = [
+    `### ${args.shape} shape on ${device}/${backend}${threads}: ${counts.join(", ")} adapters, ${slots} slots of rank 16`,
+    "",
+    `Command: \`npm run bench:runner -- ${process.argv.slice(2).join(" ")}\``,
+    `Machine: ${cpu} (${cpus().length} logical CPUs visible); node ${process.version}; ${new Date().toISOString().slice(0, 10)}; load average before the run ${loadBefore}, after ${loadavg()[0]?.toFixed(2)}; wall time ${((performance.now() - started) / 1000).toFixed(0)} s`,
+    `Workload per N: ${settings.requests} requests, ${batch} in flight (--max-batch ${batch}), ${settings.promptTokens}-token prompts, ${settings.newTokens} new tokens each (greedy, ignore_eos), adapters r=16 on q, k, v, o drawn with Zipf popularity (α = 1, seeded) from N; runs round-robin over N, a warm-up before each, median of ${settings.repeats}. Tokens/s = generated tokens / wall time; TTFT from the first try (a cold load's 409 and upload included).`,
+    "",
+    ...lines,
+  ].join("\n");
+  console.log(`\n${body}`);
+  if (typeof args.write === "string")
+    writeSection(args.write, `bench:runner:adapters:${args.shape}:${device}:${backend}:slots${slots}`, body);
+}
 
 function parsePaths(value: string): LoraPath[] {
   if (value === "both") return ["dense", "gather"];

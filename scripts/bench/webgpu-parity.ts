@@ -107,6 +107,7 @@ interface EngineChoice {
   graph: "fused" | "primitive";
   loraPath?: LoraPath;
   precision?: Precision;
+  splitK?: number | boolean;
 }
 
 const ENGINES: Record<string, EngineChoice> = {
@@ -114,6 +115,13 @@ const ENGINES: Record<string, EngineChoice> = {
   gather: { label: "primitive graph, gather LoRA path, float32", graph: "primitive", loraPath: "gather" },
   fused32: { label: "fused graph, float32", graph: "fused", precision: "float32" },
   fused16: { label: "fused graph, float16", graph: "fused", precision: "float16" },
+  // The fixtures' products are too small for the default split-K rule: slices of 16 make them split.
+  "fused16-split": {
+    label: "fused graph, float16, split-K (slices of 16)",
+    graph: "fused",
+    precision: "float16",
+    splitK: 16,
+  },
 };
 
 const command = defineCommand({
@@ -154,6 +162,7 @@ const command = defineCommand({
           graph: choice.graph,
           ...(choice.loraPath ? { loraPath: choice.loraPath } : {}),
           ...(choice.precision ? { precision: choice.precision } : {}),
+          ...(choice.splitK !== undefined ? { splitK: choice.splitK } : {}),
         });
         const { spec, weights } = await loadHfModel(dir);
         weights.close();

@@ -7,7 +7,6 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine } from "../../gpu-runner/engine/engine.ts";
-import type { FusedEngine } from "../../gpu-runner/engine/fused-engine.ts";
 import { loadHfModel } from "../../gpu-runner/engine/model/hf-model.ts";
 import { readPeftDir } from "../../gpu-runner/engine/model/peft-dir.ts";
 import type { AdapterWeights, Engine, StepRow } from "../../gpu-runner/engine/types.ts";
@@ -56,6 +55,8 @@ async function schedule(engine: Engine, plan: { slot: number; join: number; prom
 describe.each(["tiny-llama", "tiny-llama3", "tiny-qwen2"])("fused decoder on %s", (name) => {
   let fused: Engine;
   let primitive: Engine;
+  // Split-K products (the WebGPU default) with slices small enough that this model's products split.
+  let split: Engine;
 
   beforeAll(async () => {
     const dir = join(root, name);
@@ -65,13 +66,15 @@ describe.each(["tiny-llama", "tiny-llama3", "tiny-qwen2"])("fused decoder on %s"
     const options = { modelDir: dir, maxSlots: 3, maxRank: 8 };
     fused = await createEngine({ ...options, graph: "fused", lanes: 4, contextLength: 64 });
     primitive = await createEngine({ ...options, graph: "primitive" });
-    for (const e of [fused, primitive]) {
+    split = await createEngine({ ...options, graph: "fused", lanes: 4, contextLength: 64, splitK: 16 });
+    for (const e of [fused, primitive, split]) {
       for (const [i, a] of adapters.entries()) e.setSlot(i + 1, a as AdapterWeights);
     }
   });
   afterAll(async () => {
     await fused?.dispose();
     await primitive?.dispose();
+    await split?.dispose();
   });
 
   it("gives the primitive graph's logits for a first prompt, decode, joins into held lanes and leaves", async () => {
@@ -82,13 +85,16 @@ describe.each(["tiny-llama", "tiny-llama3", "tiny-qwen2"])("fused decoder on %s"
       { slot: 2, join: 2, prompt: prompt(4, 4) }, // joins while the others hold caches
       { slot: 1, join: 5, prompt: prompt(2, 5) }, // takes the lane a finished row left
     ];
-    const [f, p] = [await schedule(fused, plan), await schedule(primitive, plan)];
-    expect(f.length).toBe(p.length);
-    expect(f.length).toBeGreaterThan(6);
-    for (const [step, rows] of f.entries()) {
-      expect(rows.length).toBe((p[step] as Float32Array[]).length);
-      for (const [r, l] of rows.entries()) {
-        expect(relativeError(l, (p[step] as Float32Array[])[r] as Float32Array)).toBeLessThan(TOLERANCE);
+    const p = await schedule(primitive, plan);
+    for (const engine of [fused, split]) {
+      const f = await schedule(engine, plan);
+      expect(f.length).toBe(p.length);
+      expect(f.length).toBeGreaterThan(6);
+      for (const [step, rows] of f.entries()) {
+        expect(rows.length).toBe((p[step] as Float32Array[]).length);
+        for (const [r, l] of rows.entries()) {
+          expect(relativeError(l, (p[step] as Float32Array[])[r] as Float32Array)).toBeLessThan(TOLERANCE);
+        }
       }
     }
   });
@@ -117,9 +123,13 @@ describe.each(["tiny-llama", "tiny-llama3", "tiny-qwen2"])("fused decoder on %s"
       engine.release(other);
       return out;
     };
-    const [f, p] = [await run(fused), await run(primitive)];
-    expect(f.length).toBe(6);
-    for (const [i, l] of f.entries()) expect(relativeError(l, p[i] as Float32Array)).toBeLessThan(TOLERANCE);
+    const p = await run(primitive);
+    for (const engine of [fused, split]) {
+      const f = await run(engine);
+      expect(f.length).toBe(6);
+      for (const [i, l] of f.entries())
+        expect(relativeError(l, p[i] as Float32Array)).toBeLessThan(TOLERANCE);
+    }
   });
 
   it("adapters change the output (so the agreement above is not trivial)", async () => {

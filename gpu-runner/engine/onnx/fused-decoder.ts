@@ -14,7 +14,7 @@ import { linearShape, moduleName, transposeMatrix } from "./llama-decoder.ts";
 import { GraphBuilder } from "./graph-builder.ts";
 import { MS_DOMAIN } from "./onnx-proto.ts";
 import { INT4_BLOCK, type Int4Weight, quantizeInt4 } from "./int4.ts";
-import { add, cast, gather, matMul, mul, reshape, sigmoid } from "./ops.ts";
+import { add, cast, gather, matMul, mul, reshape, sigmoid, transpose } from "./ops.ts";
 import { toFloat16 } from "../float16.ts";
 import type { Rope } from "../model/rope.ts";
 import { writeCosSin } from "../model/rope.ts";
@@ -33,6 +33,26 @@ export interface FusedDecoderOptions {
    * everything else at `precision`, as QLoRA-trained adapters are served. Embeddings and the head stay.
    */
   quantize?: "int4" | null;
+  /**
+   * Split-K for the decode step's skinny products (`splitKFactor`): x·W as s partial products over slices
+   * of K, summed. WebGPU's MatMul tiles the output 32×32 per workgroup, so with 32 rows a narrow W gets a
+   * few dozen workgroups that each walk all of K; splitting multiplies them by s. The graph then takes
+   * `rows_shape` ([B, S, -1]) to restore the rows' shape. docs/decisions/0006-fused-webgpu-decoder.md.
+   * A number is the smallest slice of K (default 128), so small test models split too.
+   */
+  splitK?: boolean | number;
+}
+
+/** Rows per output tile of WebGPU's MatMul, and the workgroups a product should reach before it stops splitting. */
+const TILE = 32;
+const TARGET_WORKGROUPS = 256;
+const MIN_SLICE = 128;
+
+/** How many slices of K a [rows≤32, K]·[K, N] product is split into (1: not split). */
+export function splitKFactor(k: number, n: number, minSlice = MIN_SLICE): number {
+  let s = 1;
+  while (Math.ceil(n / TILE) * s < TARGET_WORKGROUPS && k % (2 * s) === 0 && k / (2 * s) >= minSlice) s *= 2;
+  return s;
 }
 
 export const fusedIo = {
@@ -52,6 +72,8 @@ export const fusedIo = {
   loraB: (l: number, group: string) => `lora_b.${l}.${group}`,
   /** The slot mask repeated n times, for a group with n adapted linears: [rows, 1, n·S·R]. */
   slotMaskTimes: (n: number) => `slot_mask.x${n}`,
+  /** [B, S, -1] (int64, host memory): the rows' shape, which split-K products are reshaped back to. */
+  rowsShape: "rows_shape",
 };
 
 /** The linears each fused MatMul computes, in column order, and the name of their LoRA inputs. */
@@ -173,6 +195,25 @@ interface Ctx {
   o: FusedDecoderOptions;
   /** The slot mask inputs by repetition count (`slotMaskTimes`). */
   slotMasks: Map<number, string>;
+  /** Split-K: the `rows_shape` input, and each input's [s, rows, K/s] view by `${input}|${s}`. */
+  split: { rowsShape: string; views: Map<string, string>; minSlice: number } | null;
+}
+
+/** x·w, split over K where `splitKFactor` says so: w [K, N] read as [s, K/s, N] (the same bytes). */
+function product(c: Ctx, x: string, w: string, k: number, n: number): string {
+  const { g } = c;
+  const s = c.split ? splitKFactor(k, n, c.split.minSlice) : 1;
+  if (!c.split || s === 1) return matMul(g, x, w);
+  const split = c.split;
+  const key = `${x}|${s}`;
+  let view = split.views.get(key);
+  if (!view) {
+    view = transpose(g, reshape(g, x, [-1, s, k / s]), [1, 0, 2]);
+    split.views.set(key, view);
+  }
+  const w3 = reshape(g, w, [s, k / s, n]);
+  const summed = g.op("ReduceSum", [matMul(g, view, w3), g.constant("int64", [0])], { keepdims: { i: 0 } });
+  return g.op("Reshape", [summed, split.rowsShape]);
 }
 
 /** One MatMul over several linears that read the same input: W_i^T side by side, biases likewise. */
@@ -217,7 +258,7 @@ function plainLinear(
         o.precision,
       ),
   );
-  return matMul(g, x, weight);
+  return product(c, x, weight, inFeatures, total);
 }
 
 /** The group's HF weights stacked as rows ([Σ out, in], MatMulNBits' [N, K]), quantized once on demand. */
@@ -313,7 +354,9 @@ function addLora(
   const { inFeatures } = linearShape(c.spec, group.modules[0] as LinearName);
   const a = g.input(fusedIo.loraA(layer, group.name), o.precision, [inFeatures, columns]);
   const b = g.input(fusedIo.loraB(layer, group.name), o.precision, [columns, total]);
-  return add(g, y, matMul(g, mul(g, matMul(g, x, a), c.slotMasks.get(n) as string), b));
+  return g.scope(`lora.${group.name}`, () =>
+    add(g, y, matMul(g, mul(g, product(c, x, a, inFeatures, columns), c.slotMasks.get(n) as string), b)),
+  );
 }
 
 function normWeight(c: Ctx, name: string): string {
@@ -363,7 +406,14 @@ export function buildFusedDecoder(
     const columns = n * (o.lora as LoraLayout).maxSlots * (o.lora as LoraLayout).maxRank;
     slotMasks.set(n, g.input(fusedIo.slotMaskTimes(n), t, ["batch", 1, columns]));
   }
-  const c: Ctx = { g, spec, weights, o, slotMasks };
+  const split = o.splitK
+    ? {
+        rowsShape: g.input(fusedIo.rowsShape, "int64", [3]),
+        views: new Map<string, string>(),
+        minSlice: typeof o.splitK === "number" ? o.splitK : MIN_SLICE,
+      }
+    : null;
+  const c: Ctx = { g, spec, weights, o, slotMasks, split };
   const tables = rotaryTables(o.rope, spec.headDim, o.capacity);
   const half = spec.headDim / 2;
   const cosCache = g.initializer("rope_cos_cache", t, [o.capacity, half], () => convert(tables.cos, t));
@@ -407,15 +457,17 @@ export function buildFusedDecoder(
         normWeight(c, `${prefix}.post_attention_layernorm.weight`),
       );
       residual = afterAttn;
-      const gateUp = fusedLinear(c, layer, "gate_up_proj", x2);
-      const [gate, up] = g.node(
-        "Split",
-        [gateUp, g.constant("int64", [spec.intermediateSize, spec.intermediateSize])],
-        { axis: { i: -1 } },
-        2,
-      ) as [string, string];
-      const act = mul(g, mul(g, gate, sigmoid(g, gate)), up);
-      delta = fusedLinear(c, layer, "down_proj", act);
+      delta = g.scope("mlp", () => {
+        const gateUp = fusedLinear(c, layer, "gate_up_proj", x2);
+        const [gate, up] = g.node(
+          "Split",
+          [gateUp, g.constant("int64", [spec.intermediateSize, spec.intermediateSize])],
+          { axis: { i: -1 } },
+          2,
+        ) as [string, string];
+        const act = mul(g, mul(g, gate, sigmoid(g, gate)), up);
+        return fusedLinear(c, layer, "down_proj", act);
+      });
     });
   }
   const [normed] = skipNorm(c, residual, delta as unknown as string, normWeight(c, "model.norm.weight"));
