@@ -6,6 +6,7 @@
 import type { ArgsDef } from "citty";
 import { z } from "zod";
 import { closestFlag } from "../../cli/flags.ts";
+import { ARCHITECTURE_FACTS } from "../engine/model/architectures.ts";
 import { formatIssues } from "../../src/contracts/issues.ts";
 import { AppError } from "../../src/errors.ts";
 
@@ -24,14 +25,14 @@ const VLLM_UNIMPLEMENTED: Readonly<Record<string, string>> = {
   dtype: "use --precision float32|float16 (float16 needs --graph fused)",
   quantization: "use --quantize int4 (with --graph fused)",
   "max-num-seqs": "use --max-batch",
-  "max-num-batched-tokens": "bound the batch with --max-batch",
+  "max-num-batched-tokens": "bound a prefill step with --max-prefill-tokens and the batch with --max-batch",
   "kv-cache-dtype": "the KV cache takes the graph's precision (--precision)",
   "block-size": "the KV cache is not paged",
   "swap-space": "the KV cache is not paged",
   "enable-prefix-caching": "prompts are not cached across requests",
-  "enable-chunked-prefill": "prefill runs whole, between decode steps",
+  "enable-chunked-prefill": "prompts longer than --max-prefill-tokens are prefilled in chunks",
   "enforce-eager": "there are no CUDA graphs to turn off (onnxruntime sessions)",
-  "trust-remote-code": "only llama, mistral and qwen2 architectures load, with no model code",
+  "trust-remote-code": `only the built-in families load (${Object.keys(ARCHITECTURE_FACTS).join(", ")}), with no model code`,
   tokenizer: "the tokenizer is read from --model (tokenizer.json)",
   revision: "--model is a local directory; no hub download",
   "download-dir": "--model is a local directory; no hub download",
