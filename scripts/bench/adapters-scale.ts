@@ -20,6 +20,7 @@ import { encodeAdapterConfigHeader } from "../../src/contracts/runner.ts";
 import { sha256Hex } from "../../src/crypto.ts";
 import { createRng } from "../../src/random.ts";
 import { readSafetensors } from "../../src/safetensors.ts";
+import { percentile, zipfSampler } from "./runner-adapters.ts";
 import { type SyntheticModelOptions, writeSyntheticAdapter, writeSyntheticModel } from "./synthetic-model.ts";
 
 /** Small enough for a 2-core CPU, with 1000 adapters of r=16 on q, k, v, o taking ~0.5 GB of host memory. */
@@ -45,33 +46,6 @@ interface Upload {
 }
 
 type App = ReturnType<typeof createApp>;
-
-/** Zipf(alpha = 1) over 0..n-1: rank k has weight 1/(k+1). */
-function zipfSampler(n: number, seed: number): () => number {
-  const cdf: number[] = [];
-  let sum = 0;
-  for (let k = 1; k <= n; k++) {
-    sum += 1 / k;
-    cdf.push(sum);
-  }
-  const rng = createRng(seed);
-  return () => {
-    const u = rng.nextFloat() * sum;
-    let lo = 0;
-    let hi = n - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if ((cdf[mid] as number) < u) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
 
 const median = (values: number[]) => percentile(values, 50);
 
